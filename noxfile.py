@@ -1,0 +1,91 @@
+"""Test sessions for every supported Python/Django pair, and checks around them.
+
+    nox -s tests            the suite on every pair below (SQLite by default;
+                            KEYVAL_TEST_DB=postgresql|mysql is passed through)
+    nox -s migrations       makemigrations --check: models and migrations agree
+    nox -s build            build sdist and wheel, install each in a fresh venv
+    nox -s lint             ruff and mypy
+
+The interpreters are looked up as python3.10 ... python3.13 on PATH.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["tests", "migrations"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True
+
+ROOT = Path(__file__).resolve().parent
+
+# Keep in step with the classifiers in setup.cfg: exactly these pairs are
+# supported. Django 6.x requires Python 3.12 or newer.
+SUPPORTED = [
+    ("3.10", "5.2"),
+    ("3.11", "5.2"),
+    ("3.12", "5.2"),
+    ("3.13", "5.2"),
+    ("3.12", "6.0"),
+    ("3.13", "6.0"),
+    ("3.12", "6.1"),
+    ("3.13", "6.1"),
+]
+
+
+@nox.session
+@nox.parametrize(
+    "python,django",
+    SUPPORTED,
+    ids=[f"py{python}-django{django}" for python, django in SUPPORTED],
+)
+def tests(session: nox.Session, django: str) -> None:
+    """Run runtests.py with the given Django release series."""
+    extras = "test,mysql" if session.env.get("KEYVAL_TEST_DB") == "mysql" else "test"
+    session.install(f".[{extras}]", f"Django~={django}.0")
+    session.run("python", "-m", "django", "--version")
+    session.run("python", "runtests.py", *session.posargs)
+
+
+@nox.session(python="3.12")
+def migrations(session: nox.Session) -> None:
+    """Fail when the models have changes that no migration records."""
+    session.install(".")
+    session.run(
+        "django-admin",
+        "makemigrations",
+        "--check",
+        "--dry-run",
+        "django_keyval",
+        env={"DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONPATH": str(ROOT)},
+    )
+
+
+@nox.session(python="3.12")
+def build(session: nox.Session) -> None:
+    """Build the sdist and the wheel; install each in a fresh venv and use it."""
+    session.install("build")
+    tmp = Path(session.create_tmp())
+    dist = tmp / "dist"
+    session.run("python", "-m", "build", "--outdir", str(dist), str(ROOT))
+    (wheel,) = dist.glob("*.whl")
+    (sdist,) = dist.glob("*.tar.gz")
+    for artifact in (wheel, sdist):
+        env_dir = tmp / f"venv-{artifact.suffix.lstrip('.')}"
+        session.run("python", "-m", "venv", "--clear", str(env_dir))
+        python = str(env_dir / "bin" / "python")
+        session.run(python, "-m", "pip", "install", "--quiet", str(artifact), external=True)
+        # Run from the temporary folder so that the source tree is not on
+        # sys.path and the installed copy is the one imported.
+        with session.chdir(tmp):
+            session.run(python, str(ROOT / ".ci" / "check_dist.py"), external=True)
+
+
+@nox.session(python="3.12")
+def lint(session: nox.Session) -> None:
+    """Check style with ruff and types with mypy (django-stubs)."""
+    session.install("-e", ".[dev]")
+    session.run("ruff", "check", ".")
+    session.run("mypy")
