@@ -1,0 +1,306 @@
+"""Statements shared by every database, and the ``ON CONFLICT`` upserts of SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+from ..exceptions import CounterOverflowError
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+#: A row as the store decodes it: (key, value bytes, integer value, serializer name).
+Row = tuple[str, Any, Any, str]
+
+
+class BaseOperations:
+    """Build each statement once per database alias, then run it with parameters.
+
+    Placeholders are ``%s`` on every backend (Django translates them for
+    SQLite). ``now`` parameters are already adapted with
+    ``connection.ops.adapt_datetimefield_value``.
+    """
+
+    def __init__(self, connection: BaseDatabaseWrapper) -> None:
+        from ..models import KeyValPair
+
+        quote = connection.ops.quote_name
+        fields = {field.name: quote(field.column) for field in KeyValPair._meta.concrete_fields}
+        self.table = table = quote(KeyValPair._meta.db_table)
+        self.id = fields["id"]
+        self.store = store = fields["store"]
+        self.key = key = fields["key"]
+        self.value = value = fields["value"]
+        self.integer = integer = fields["integer_value"]
+        self.format = fmt = fields["serializer"]
+        self.version = fields["version"]
+        self.expires = expires = fields["expires_at"]
+        self.updated = fields["updated_at"]
+        self.columns = ", ".join(
+            [store, key, value, integer, fmt, self.version, expires, self.updated]
+        )
+        live = f"({expires} IS NULL OR {expires} > %s)"
+        self.live = live
+        where_key = f"{store} = %s AND {key} = %s"
+
+        self.sql_get = f"SELECT {value}, {integer}, {fmt} FROM {table} WHERE {where_key} AND {live}"
+        self.sql_exists = f"SELECT 1 FROM {table} WHERE {where_key} AND {live}"
+        self.sql_expires_at = f"SELECT {expires} FROM {table} WHERE {where_key} AND {live}"
+        self.sql_delete = f"DELETE FROM {table} WHERE {where_key} AND {live}"
+        self.sql_pop = f"{self.sql_delete} RETURNING {value}, {integer}, {fmt}, {expires}"
+        self.sql_touch = (
+            f"UPDATE {table} SET {expires} = %s, {self.updated} = %s WHERE {where_key} AND {live}"
+        )
+        self.sql_count = f"SELECT COUNT(*) FROM {table} WHERE {store} = %s AND {live}"
+        self.sql_stores = f"SELECT DISTINCT {store} FROM {table} WHERE {live} ORDER BY {store}"
+        self.sql_flush = f"DELETE FROM {table} WHERE {store} = %s"
+        self.sql_flush_all = f"DELETE FROM {table}"
+        self.build_vendor_statements()
+        features = connection.features
+        # Rows per multi-row statement: as many as the parameter limit allows.
+        self.max_params = getattr(features, "max_query_params", None) or 10000
+
+    # -- vendor statements -------------------------------------------------
+
+    def build_vendor_statements(self) -> None:
+        """Build the upserts (here with ``INSERT ... ON CONFLICT``) and the cull."""
+        t, k, s = self.table, self.key, self.store
+        values = "(%s, %s, %s, %s, %s, 1, %s, %s)"
+        conflict = f"INSERT INTO {t} ({self.columns}) VALUES {values} ON CONFLICT ({s}, {k})"
+        expired = f"({t}.{self.expires} IS NOT NULL AND {t}.{self.expires} <= %s)"
+        replace = ", ".join(
+            f"{column} = excluded.{column}"
+            for column in (self.value, self.integer, self.format, self.expires, self.updated)
+        )
+        # A pair counts as new when no row existed or the row had expired: then
+        # version restarts at 1, which RETURNING reports in the same statement.
+        self.sql_set = (
+            f"{conflict} DO UPDATE SET {self.version} = CASE WHEN {expired} THEN 1 "
+            f"ELSE {t}.{self.version} + 1 END, {replace} RETURNING {self.version}"
+        )
+        self.sql_add = f"{conflict} DO UPDATE SET {self.version} = 1, {replace} WHERE {expired}"
+        self.sql_set_many_prefix = f"INSERT INTO {t} ({self.columns}) VALUES "
+        self.sql_set_many_suffix = (
+            f" ON CONFLICT ({s}, {k}) DO UPDATE SET {self.version} = CASE WHEN {expired} "
+            f"THEN 1 ELSE {t}.{self.version} + 1 END, {replace}"
+        )
+        i = f"{t}.{self.integer}"
+        self.sql_incr = (
+            f"INSERT INTO {t} ({self.columns}) VALUES (%s, %s, NULL, %s, 'int', 1, NULL, %s) "
+            f"ON CONFLICT ({s}, {k}) DO UPDATE SET "
+            f"{self.integer} = CASE WHEN {expired} THEN excluded.{self.integer} "
+            f"ELSE {i} + excluded.{self.integer} END, "
+            f"{self.version} = CASE WHEN {expired} THEN 1 ELSE {t}.{self.version} + 1 END, "
+            f"{self.expires} = CASE WHEN {expired} THEN NULL ELSE {t}.{self.expires} END, "
+            f"{self.value} = NULL, {self.format} = excluded.{self.format}, "
+            f"{self.updated} = excluded.{self.updated} "
+            # The bounds keep the sum inside 64 bits: an overflow would raise a
+            # database error (PostgreSQL) or silently turn into a float (SQLite).
+            f"WHERE {expired} OR ({t}.{self.format} = 'int' AND {i} BETWEEN %s AND %s) "
+            f"RETURNING {self.integer}"
+        )
+        self.sql_cull = (
+            f"DELETE FROM {t} WHERE {self.id} IN "
+            f"(SELECT {self.id} FROM {t} WHERE {self.expires} <= %s LIMIT %s)"
+        )
+
+    # -- single keys ---------------------------------------------------------
+
+    def get(self, connection: BaseDatabaseWrapper, store: str, key: str, now: Any) -> Any:
+        """Return ``(value, integer, serializer)`` of a live pair, or ``None``."""
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql_get, (store, key, now))
+            return cursor.fetchone()
+
+    def exists(self, connection: BaseDatabaseWrapper, store: str, key: str, now: Any) -> bool:
+        """Return whether a live pair exists."""
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql_exists, (store, key, now))
+            return cursor.fetchone() is not None
+
+    def expires_at(self, connection: BaseDatabaseWrapper, store: str, key: str, now: Any) -> Any:
+        """Return ``(expires_at,)`` of a live pair as the driver returns it, or ``None``."""
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql_expires_at, (store, key, now))
+            return cursor.fetchone()
+
+    def set(self, connection: BaseDatabaseWrapper, row: Sequence[Any], now: Any) -> bool:
+        """Insert or overwrite a pair; return whether it was new (or had expired)."""
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql_set, (*row, now))
+            return cursor.fetchone()[0] == 1
+
+    def add(self, connection: BaseDatabaseWrapper, row: Sequence[Any], now: Any) -> bool:
+        """Insert a pair unless a live one exists; return whether it was stored."""
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql_add, (*row, now))
+            return cursor.rowcount == 1
+
+    def delete(self, connection: BaseDatabaseWrapper, store: str, key: str, now: Any) -> bool:
+        """Delete a live pair; return whether there was one."""
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql_delete, (store, key, now))
+            return cursor.rowcount > 0
+
+    def pop(self, connection: BaseDatabaseWrapper, store: str, key: str, now: Any) -> Any:
+        """Delete a live pair; return ``(value, integer, serializer, expires_at)``, or ``None``."""
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql_pop, (store, key, now))
+            return cursor.fetchone()
+
+    def touch(
+        self, connection: BaseDatabaseWrapper, store: str, key: str, expires: Any, now: Any
+    ) -> bool:
+        """Give a live pair a new expiry; return whether there was one."""
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql_touch, (expires, now, store, key, now))
+            return cursor.rowcount > 0
+
+    def incr(
+        self, connection: BaseDatabaseWrapper, store: str, key: str, delta: int, now: Any
+    ) -> int | None:
+        """Add ``delta`` to an integer pair (a missing pair counts as 0).
+
+        Return the new value, or ``None`` when the stored value is not an
+        integer or the result would overflow (nothing is changed then).
+        """
+        low = INT64_MIN - min(delta, 0)
+        high = INT64_MAX - max(delta, 0)
+        params = (store, key, delta, now, now, now, now, now, low, high)
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql_incr, params)
+            row = cursor.fetchone()
+        return None if row is None else int(row[0])
+
+    # -- many keys -----------------------------------------------------------
+
+    def batches(self, items: Sequence[Any], params_per_item: int, extra: int = 2) -> Iterable[Any]:
+        """Split ``items`` so each statement stays under the parameter limit."""
+        size = max(1, min(1000, (self.max_params - extra) // params_per_item))
+        for start in range(0, len(items), size):
+            yield items[start : start + size]
+
+    def get_many(
+        self, connection: BaseDatabaseWrapper, store: str, keys: Sequence[str], now: Any
+    ) -> list[Row]:
+        """Return ``(key, value, integer, serializer)`` for each live pair among ``keys``."""
+        rows: list[Row] = []
+        with connection.cursor() as cursor:
+            for batch in self.batches(keys, 1):
+                marks = ", ".join(["%s"] * len(batch))
+                cursor.execute(
+                    f"SELECT {self.key}, {self.value}, {self.integer}, {self.format} "
+                    f"FROM {self.table} WHERE {self.store} = %s AND {self.key} IN ({marks}) "
+                    f"AND {self.live}",
+                    (store, *batch, now),
+                )
+                rows.extend(cursor.fetchall())
+        return rows
+
+    def set_many(
+        self, connection: BaseDatabaseWrapper, rows: Sequence[Sequence[Any]], now: Any
+    ) -> None:
+        """Insert or overwrite many pairs, a few multi-row statements in all."""
+        with connection.cursor() as cursor:
+            for batch in self.batches(rows, 7, extra=1):
+                marks = ", ".join(["(%s, %s, %s, %s, %s, 1, %s, %s)"] * len(batch))
+                params = [value for row in batch for value in row]
+                cursor.execute(
+                    self.sql_set_many_prefix + marks + self.sql_set_many_suffix,
+                    (*params, *self.set_many_suffix_params(now)),
+                )
+
+    def set_many_suffix_params(self, now: Any) -> tuple[Any, ...]:
+        """Parameters of the statement's tail after the ``VALUES`` rows."""
+        return (now,)
+
+    def delete_many(
+        self, connection: BaseDatabaseWrapper, store: str, keys: Sequence[str], now: Any
+    ) -> int:
+        """Delete the live pairs among ``keys``; return how many there were."""
+        deleted = 0
+        with connection.cursor() as cursor:
+            for batch in self.batches(keys, 1):
+                marks = ", ".join(["%s"] * len(batch))
+                cursor.execute(
+                    f"DELETE FROM {self.table} WHERE {self.store} = %s "
+                    f"AND {self.key} IN ({marks}) AND {self.live}",
+                    (store, *batch, now),
+                )
+                deleted += cursor.rowcount
+        return deleted
+
+    # -- whole stores ----------------------------------------------------------
+
+    def count(self, connection: BaseDatabaseWrapper, store: str, now: Any) -> int:
+        """Return the number of live pairs in ``store``."""
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql_count, (store, now))
+            return int(cursor.fetchone()[0])
+
+    def stores(self, connection: BaseDatabaseWrapper, now: Any) -> list[str]:
+        """Return the names of the stores that hold live pairs, sorted."""
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql_stores, (now,))
+            return [name for (name,) in cursor.fetchall()]
+
+    def page(
+        self,
+        connection: BaseDatabaseWrapper,
+        store: str,
+        low: str,
+        inclusive: bool,
+        high: str | None,
+        now: Any,
+        with_values: bool,
+        size: int,
+    ) -> list[Row]:
+        """Return up to ``size`` live rows with ``low <(=) key < high``, in key order.
+
+        Keys sort by code point on every database (see
+        :class:`~django_keyval.models.BinaryCollationCharField`), so a prefix is
+        a key range and paging goes on from the last key seen.
+        """
+        columns = self.key
+        if with_values:
+            columns += f", {self.value}, {self.integer}, {self.format}"
+        sql = (
+            f"SELECT {columns} FROM {self.table} WHERE {self.store} = %s "
+            f"AND {self.key} {'>=' if inclusive else '>'} %s"
+        )
+        params: list[Any] = [store, low]
+        if high is not None:
+            sql += f" AND {self.key} < %s"
+            params.append(high)
+        sql += f" AND {self.live} ORDER BY {self.key} LIMIT %s"
+        params += [now, size]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return list(cursor.fetchall())
+
+    def flush(self, connection: BaseDatabaseWrapper, store: str) -> int:
+        """Delete every row of ``store``, expired ones included; return how many."""
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql_flush, (store,))
+            return cursor.rowcount
+
+    def flush_all(self, connection: BaseDatabaseWrapper) -> int:
+        """Delete every row of every store; return how many."""
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql_flush_all)
+            return cursor.rowcount
+
+    def cull(self, connection: BaseDatabaseWrapper, now: Any, batch_size: int) -> int:
+        """Delete up to ``batch_size`` expired rows; return how many."""
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql_cull, (now, batch_size))
+            return cursor.rowcount
+
+    def overflow_error(self, delta: int) -> CounterOverflowError:
+        """Return the error for an ``incr`` whose result would leave 64 bits."""
+        return CounterOverflowError(
+            f"adding {delta} would take the counter outside the signed 64-bit range"
+        )

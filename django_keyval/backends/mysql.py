@@ -1,0 +1,88 @@
+"""MariaDB: ``INSERT ... ON DUPLICATE KEY UPDATE ... RETURNING`` (MariaDB 10.5+).
+
+MariaDB evaluates ``ON DUPLICATE KEY UPDATE`` assignments left to right, each
+seeing the columns already assigned (unless ``SIMULTANEOUS_ASSIGNMENT`` is
+set). Every condition below therefore tests the old ``expires_at`` (and
+serializer), and those columns are assigned last, so the statements mean the
+same in both modes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import DatabaseError
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+from .base import BaseOperations
+
+# MariaDB's error for an out-of-range BIGINT result.
+ER_DATA_OUT_OF_RANGE = 1690
+
+
+class MariaDBOperations(BaseOperations):
+    """Upserts with ``ON DUPLICATE KEY UPDATE``; the rest is shared."""
+
+    def build_vendor_statements(self) -> None:
+        """Build the upserts with ``ON DUPLICATE KEY UPDATE`` and the cull with ``LIMIT``."""
+        t, version, expires = self.table, self.version, self.expires
+        insert = f"INSERT INTO {t} ({self.columns}) VALUES (%s, %s, %s, %s, %s, 1, %s, %s)"
+        expired = f"({expires} IS NOT NULL AND {expires} <= %s)"
+        replace = ", ".join(
+            f"{column} = VALUES({column})"
+            for column in (self.value, self.integer, self.format, self.updated, expires)
+        )
+        set_clause = (
+            f" ON DUPLICATE KEY UPDATE {version} = IF({expired}, 1, {version} + 1), {replace}"
+        )
+        self.sql_set = f"{insert}{set_clause} RETURNING {version}"
+        # A live row is left as it was but for its version, which goes up so
+        # that RETURNING can only say 1 for a row this statement stored.
+        keep_unless_expired = ", ".join(
+            f"{column} = IF({expired}, VALUES({column}), {column})"
+            for column in (self.value, self.integer, self.format, self.updated, expires)
+        )
+        self.sql_add = (
+            f"{insert} ON DUPLICATE KEY UPDATE {version} = IF({expired}, 1, {version} + 1), "
+            f"{keep_unless_expired} RETURNING {version}"
+        )
+        self.sql_set_many_prefix = f"INSERT INTO {t} ({self.columns}) VALUES "
+        self.sql_set_many_suffix = set_clause
+        is_int = f"{self.format} = 'int'"
+        self.sql_incr = (
+            f"INSERT INTO {t} ({self.columns}) VALUES (%s, %s, NULL, %s, 'int', 1, NULL, %s) "
+            f"ON DUPLICATE KEY UPDATE "
+            f"{self.integer} = IF({expired}, VALUES({self.integer}), "
+            f"IF({is_int}, {self.integer} + VALUES({self.integer}), {self.integer})), "
+            f"{version} = IF({expired}, 1, IF({is_int}, {version} + 1, {version})), "
+            f"{self.updated} = IF({expired} OR {is_int}, VALUES({self.updated}), {self.updated}), "
+            f"{self.value} = IF({expired}, NULL, {self.value}), "
+            f"{self.format} = IF({expired}, 'int', {self.format}), "
+            f"{expires} = IF({expired}, NULL, {expires}) "
+            f"RETURNING {self.integer}, {self.format}"
+        )
+        self.sql_cull = f"DELETE FROM {t} WHERE {expires} <= %s LIMIT %s"
+
+    def add(self, connection: BaseDatabaseWrapper, row: Any, now: Any) -> bool:
+        """Insert a pair unless a live one exists; return whether it was stored."""
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql_add, (*row, now, now, now, now, now, now))
+            return cursor.fetchone()[0] == 1
+
+    def incr(
+        self, connection: BaseDatabaseWrapper, store: str, key: str, delta: int, now: Any
+    ) -> int | None:
+        """Add ``delta`` to an integer pair; ``None`` if the value is not an integer."""
+        params = (store, key, delta, now, *[now] * 6)
+        with connection.cursor() as cursor:
+            try:
+                cursor.execute(self.sql_incr, params)
+            except DatabaseError as error:
+                # Only the statement is rolled back, so the connection (and an
+                # enclosing transaction) stays usable.
+                codes = {*error.args[:1], *getattr(error.__cause__, "args", ())[:1]}
+                if ER_DATA_OUT_OF_RANGE in codes:
+                    raise self.overflow_error(delta) from None
+                raise
+            integer, serializer = cursor.fetchone()
+        return int(integer) if serializer == "int" else None

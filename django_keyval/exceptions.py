@@ -1,0 +1,65 @@
+"""Exceptions raised by django-keyval.
+
+Every exception derives from :class:`KeyValError`, and also from the built-in
+exception a caller would naturally catch (``KeyError`` for a missing key,
+``TypeError`` and ``ValueError`` for bad input), so existing ``except``
+clauses keep working.
+"""
+
+from __future__ import annotations
+
+
+class KeyValError(Exception):
+    """Base class of every exception raised by django-keyval."""
+
+
+class KeyNotFoundError(KeyValError, KeyError):
+    """Raised when a key is missing (or expired) in a store."""
+
+    def __str__(self) -> str:
+        # KeyError.__str__ shows repr(message); a sentence reads better.
+        return str(self.args[0]) if self.args else ""
+
+
+class StoreDisconnectedError(KeyValError, NameError):
+    """Raised when a store is used after :meth:`KeyVal.disconnect`."""
+
+
+class ArgumentTypeError(KeyValError, TypeError):
+    """Raised when a key, store name, timeout or delta has the wrong type."""
+
+
+class InvalidKeyError(KeyValError, ValueError):
+    """Raised when a key or store name is empty, too long or has characters the databases cannot store."""
+
+
+class InvalidTimeoutError(KeyValError, ValueError):
+    """Raised when a timeout is negative, NaN or infinite."""
+
+
+class ValueTooLargeError(KeyValError, ValueError):
+    """Raised when a serialized value is larger than ``KEYVAL_MAX_VALUE_SIZE``."""
+
+
+class SerializationError(KeyValError, TypeError):
+    """Raised when a value cannot be serialized; the original error is its ``__cause__``."""
+
+
+class DeserializationError(KeyValError, ValueError):
+    """Raised when stored bytes cannot be turned back into a value."""
+
+
+class BadSignatureError(DeserializationError):
+    """Raised when a pickled value fails its signature check; it is never unpickled."""
+
+
+class NotAnIntegerError(KeyValError, TypeError):
+    """Raised by ``incr``/``decr`` when the stored value is not an integer."""
+
+
+class CounterOverflowError(KeyValError, OverflowError):
+    """Raised by ``incr``/``decr`` when the result would not fit in a signed 64-bit integer."""
+
+
+class UnsupportedDatabaseError(KeyValError):
+    """Raised when a store is used on a database engine django-keyval does not support."""

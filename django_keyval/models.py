@@ -1,0 +1,95 @@
+"""The table of key-value pairs, and :class:`KeyVal`, the API to use it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+#: Store names may have up to this many characters.
+MAX_STORE_NAME_LENGTH = 200
+#: Keys may have up to this many characters. With store names, they fit the
+#: 3072-byte index limit of InnoDB in utf8mb4 (4 bytes a character).
+MAX_KEY_LENGTH = 500
+
+
+class BinaryCollationCharField(models.CharField):
+    """A ``CharField`` compared and sorted by code point on every database.
+
+    The default collations of MariaDB/MySQL ignore case, accents and trailing
+    spaces, and PostgreSQL's may sort by locale; either would make two
+    different keys collide or break key order. SQLite's default (``BINARY``)
+    already compares by code point.
+    """
+
+    COLLATIONS = {
+        "postgresql": "C",
+        "mysql": "utf8mb4_0900_bin",
+        "mariadb": "utf8mb4_nopad_bin",
+    }
+
+    def db_parameters(self, connection: BaseDatabaseWrapper) -> dict[str, Any]:
+        """Add the vendor's binary collation to the column definition."""
+        parameters = super().db_parameters(connection)
+        vendor = connection.vendor
+        if vendor == "mysql" and getattr(connection, "mysql_is_mariadb", False):
+            vendor = "mariadb"
+        if vendor in self.COLLATIONS:
+            parameters["collation"] = self.COLLATIONS[vendor]
+        return parameters
+
+
+class KeyValPair(models.Model):
+    """One key-value pair of one store.
+
+    Plain ``int`` values (that fit 64 bits) are kept in ``integer_value`` so
+    that counters can be incremented in SQL; every other value is kept as the
+    bytes its serializer made, in ``value``.
+    """
+
+    store = BinaryCollationCharField(_("store"), max_length=MAX_STORE_NAME_LENGTH)
+    key = BinaryCollationCharField(_("key"), max_length=MAX_KEY_LENGTH)
+    value = models.BinaryField(_("serialized value"), null=True, blank=True)
+    integer_value = models.BigIntegerField(_("integer value"), null=True, blank=True)
+    serializer = models.CharField(
+        _("serializer"),
+        max_length=50,
+        help_text=_('Name of the serializer that wrote the value; "int" for integer values.'),
+    )
+    version = models.BigIntegerField(
+        _("version"),
+        default=1,
+        help_text=_("1 when the pair is new; each later write adds one."),
+    )
+    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True, db_index=True)
+    updated_at = models.DateTimeField(_("updated at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("key-value pair")
+        verbose_name_plural = _("key-value pairs")
+        ordering = ["store", "key"]
+        constraints = [
+            models.UniqueConstraint(fields=["store", "key"], name="django_keyval_store_key_uniq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.store}: {self.key}"
+
+    @property
+    def is_expired(self) -> bool:
+        """Whether the pair's expiry time has passed (it then counts as missing)."""
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    def decoded_value(self) -> Any:
+        """Return the stored value, checking a pickle's signature before unpickling it."""
+        from .store import decode_value
+
+        return decode_value(self.store, self.key, self.serializer, self.value, self.integer_value)
+
+
+from .store import KeyVal  # noqa: E402  (the public API lives beside its table)
+
+__all__ = ["KeyVal", "KeyValPair"]

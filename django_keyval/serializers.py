@@ -1,0 +1,187 @@
+"""How values become bytes in the database, and back.
+
+A serializer is any class with a ``name`` and two methods::
+
+    class MySerializer:
+        name = "my-format"          # stored with every value it writes
+
+        def dumps(self, value) -> bytes: ...
+        def loads(self, data: bytes): ...
+
+``dumps`` raises ``TypeError`` or ``ValueError`` for a value it cannot
+represent. Each row records the ``name`` of the serializer that wrote it, so a
+store always reads a value back with the serializer that wrote it, whatever
+the current setting says.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import math
+import pickle
+from functools import lru_cache
+from typing import Any, Protocol, runtime_checkable
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+from .exceptions import BadSignatureError, DeserializationError
+
+__all__ = [
+    "JSONSerializer",
+    "PickleSerializer",
+    "Serializer",
+    "get_serializer",
+    "serializer_by_name",
+]
+
+#: The name rows carry when the value is a plain ``int`` kept in the integer
+#: column, so that ``incr`` can do its arithmetic in SQL.
+INTEGER_FORMAT = "int"
+
+
+@runtime_checkable
+class Serializer(Protocol):
+    """The interface a serializer implements."""
+
+    #: Recorded in each row the serializer writes (at most 50 characters).
+    name: str
+
+    def dumps(self, value: Any) -> bytes:
+        """Return ``value`` as bytes; raise ``TypeError``/``ValueError`` if impossible."""
+        ...  # pragma: no cover
+
+    def loads(self, data: bytes) -> Any:
+        """Return the value that :meth:`dumps` turned into ``data``."""
+        ...  # pragma: no cover
+
+
+_SIGNATURE_SALT = b"django_keyval.serializers.PickleSerializer"
+_SIGNATURE_SIZE = hashlib.sha256().digest_size
+
+
+@lru_cache(maxsize=16)
+def _signing_key(secret: str | bytes) -> bytes:
+    # The key derivation of django.utils.crypto.salted_hmac(), done once per
+    # secret instead of once per value: values are signed on every write and
+    # checked on every read.
+    if isinstance(secret, str):
+        secret = secret.encode()
+    return hashlib.sha256(_SIGNATURE_SALT + secret).digest()
+
+
+def _signature(payload: bytes, secret: str | bytes) -> bytes:
+    return hmac.new(_signing_key(secret), payload, hashlib.sha256).digest()
+
+
+class PickleSerializer:
+    """Pickle, signed with an HMAC of ``SECRET_KEY`` so foreign bytes are never unpickled.
+
+    The stored bytes are the 32-byte HMAC-SHA256 signature followed by the
+    pickle. The signature equals ``salted_hmac(salt, pickle, algorithm="sha256")``
+    and is checked before unpickling, against ``SECRET_KEY`` and then each of
+    ``SECRET_KEY_FALLBACKS``, so values survive a key rotation (they are signed
+    with the new key when next written).
+    """
+
+    name = "pickle"
+    protocol = pickle.HIGHEST_PROTOCOL
+
+    def dumps(self, value: Any) -> bytes:
+        """Pickle ``value`` and prefix the signature."""
+        payload = pickle.dumps(value, self.protocol)
+        return _signature(payload, settings.SECRET_KEY) + payload
+
+    def loads(self, data: bytes) -> Any:
+        """Check the signature of ``data``, then unpickle it."""
+        signature, payload = data[:_SIGNATURE_SIZE], data[_SIGNATURE_SIZE:]
+        for secret in [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", ())]:
+            if hmac.compare_digest(signature, _signature(payload, secret)):
+                return pickle.loads(payload)
+        raise BadSignatureError("the pickled value's signature does not match SECRET_KEY")
+
+    def is_signed_with_current_key(self, data: bytes) -> bool:
+        """Return whether ``data`` carries a signature made with ``SECRET_KEY`` itself."""
+        expected = _signature(data[_SIGNATURE_SIZE:], settings.SECRET_KEY)
+        return hmac.compare_digest(data[:_SIGNATURE_SIZE], expected)
+
+
+def _check_json_value(value: Any, path: str = "value") -> None:
+    # json.dumps() would quietly turn tuples into lists and int dict keys into
+    # strings; a store must give back what it was given, so refuse instead.
+    if value is None or isinstance(value, (str, bool, int)):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{path} is {value!r}, which JSON cannot represent")
+        return
+    if type(value) is list:
+        for index, item in enumerate(value):
+            _check_json_value(item, f"{path}[{index}]")
+        return
+    if type(value) is dict:
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(
+                    f"{path} has a key of type {type(key).__name__}; JSON object keys must be str"
+                )
+            _check_json_value(item, f"{path}[{key!r}]")
+        return
+    raise TypeError(f"{path} is of type {type(value).__name__}, which JSON cannot represent")
+
+
+class JSONSerializer:
+    """JSON: readable by any program, limited to ``None``, bool, int, float, str, list and dict.
+
+    Values JSON would silently change (tuples, dicts with non-``str`` keys,
+    NaN and infinities) are refused with ``TypeError``/``ValueError``.
+    """
+
+    name = "json"
+
+    def dumps(self, value: Any) -> bytes:
+        """Return the compact UTF-8 JSON of ``value``."""
+        _check_json_value(value)
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+    def loads(self, data: bytes) -> Any:
+        """Parse the JSON in ``data``."""
+        return json.loads(data)
+
+
+_BUILTIN_SERIALIZERS: dict[str, type] = {
+    PickleSerializer.name: PickleSerializer,
+    JSONSerializer.name: JSONSerializer,
+}
+
+
+@lru_cache(maxsize=None)
+def get_serializer(spec: str) -> Serializer:
+    """Return the serializer named by ``spec``: ``"pickle"``, ``"json"`` or a dotted path."""
+    if not isinstance(spec, str):
+        raise TypeError(f"a serializer is given as a str, not {type(spec).__name__}")
+    if spec in _BUILTIN_SERIALIZERS:
+        return _BUILTIN_SERIALIZERS[spec]()
+    try:
+        serializer = import_string(spec)()
+    except ImportError as error:
+        raise ValueError(f"cannot import the serializer {spec!r}: {error}") from error
+    if not isinstance(serializer, Serializer) or not isinstance(serializer.name, str):
+        raise TypeError(f"{spec!r} lacks the serializer interface (name, dumps, loads)")
+    if serializer.name.lower() == INTEGER_FORMAT or not 0 < len(serializer.name) <= 50:
+        raise ValueError(f"{spec!r} has an invalid name {serializer.name!r}")
+    return serializer
+
+
+def serializer_by_name(name: str, *candidates: Serializer) -> Serializer:
+    """Return the serializer that wrote rows tagged ``name``, looking in ``candidates`` first."""
+    for candidate in candidates:
+        if candidate.name == name:
+            return candidate
+    if name in _BUILTIN_SERIALIZERS:
+        return get_serializer(name)
+    raise DeserializationError(
+        f"the value was written by a serializer named {name!r}, which is not configured"
+    )

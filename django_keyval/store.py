@@ -1,0 +1,751 @@
+"""``KeyVal``: named stores of key-value pairs, kept in the project's database.
+
+Import it from :mod:`django_keyval.models`, as the package always documented::
+
+    from django_keyval.models import KeyVal
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import types
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from itertools import islice
+from typing import Any, Generic, TypeVar
+
+from asgiref.sync import sync_to_async
+from django.db import connections, router, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.utils import timezone
+
+from .backends import BaseOperations, operations_for
+from .backends.base import INT64_MAX, INT64_MIN
+from .conf import keyval_settings
+from .exceptions import (
+    ArgumentTypeError,
+    BadSignatureError,
+    DeserializationError,
+    InvalidKeyError,
+    InvalidTimeoutError,
+    KeyNotFoundError,
+    KeyValError,
+    NotAnIntegerError,
+    SerializationError,
+    StoreDisconnectedError,
+    ValueTooLargeError,
+)
+from .models import MAX_KEY_LENGTH, MAX_STORE_NAME_LENGTH, KeyValPair
+from .serializers import INTEGER_FORMAT, Serializer, get_serializer, serializer_by_name
+
+__all__ = ["KeyVal", "decode_value"]
+
+Timeout = int | float | datetime.timedelta | None
+
+# Stands for "no value" where None is a value a user may store.
+_MISSING: Any = object()
+
+#: Rows fetched per query while iterating over keys, values or items.
+ITERATION_CHUNK_SIZE = 1000
+
+_T = TypeVar("_T")
+
+
+def _check_text(text: Any, what: str, max_length: int) -> None:
+    # Checked before any query: PostgreSQL rejects NUL characters and no
+    # driver can encode a lone surrogate, and a failed statement would abort
+    # the caller's transaction on PostgreSQL.
+    if not isinstance(text, str):
+        raise ArgumentTypeError(f"a {what} must be a str, not {type(text).__name__}")
+    if len(text) > max_length:
+        raise InvalidKeyError(
+            f"a {what} may have at most {max_length} characters; this one has {len(text)}"
+        )
+    if "\x00" in text:
+        raise InvalidKeyError(f"a {what} may not contain a NUL character: {text!r}")
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise InvalidKeyError(f"a {what} may not contain a lone surrogate: {text!r}") from None
+
+
+def _check_key(key: Any) -> None:
+    _check_text(key, "key", MAX_KEY_LENGTH)
+
+
+def _check_store_name(name: Any) -> None:
+    _check_text(name, "store name", MAX_STORE_NAME_LENGTH)
+    if not name:
+        raise InvalidKeyError("a store name may not be empty")
+
+
+def _expiry(timeout: Timeout, now: datetime.datetime) -> datetime.datetime | None:
+    """Turn a timeout (seconds or ``timedelta``; ``None`` for never) into an expiry time."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, datetime.timedelta):
+        seconds = timeout.total_seconds()
+    elif isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
+        seconds = float(timeout)
+    else:
+        raise ArgumentTypeError(
+            f"a timeout is seconds (int or float), a timedelta or None, not {type(timeout).__name__}"
+        )
+    if math.isnan(seconds) or math.isinf(seconds) or seconds < 0:
+        raise InvalidTimeoutError(f"a timeout must be a finite number >= 0, not {timeout!r}")
+    try:
+        return now + datetime.timedelta(seconds=seconds)
+    except OverflowError:
+        raise InvalidTimeoutError(f"the timeout {timeout!r} is too large") from None
+
+
+def decode_value(
+    store: str, key: str, serializer_name: str, data: Any, integer: Any, *candidates: Serializer
+) -> Any:
+    """Return the value of a row, read with the serializer that wrote it.
+
+    Raises :class:`~django_keyval.exceptions.BadSignatureError` for a pickle
+    whose signature does not match, without unpickling it, and
+    :class:`~django_keyval.exceptions.DeserializationError` for other bytes
+    that cannot be decoded. Both name the store and the key.
+    """
+    if serializer_name == INTEGER_FORMAT:
+        return integer
+    try:
+        serializer = serializer_by_name(serializer_name, *candidates)
+        return serializer.loads(bytes(data) if isinstance(data, memoryview) else data)
+    except BadSignatureError:
+        raise BadSignatureError(
+            f"the value of key {key!r} in store {store!r} failed its signature check "
+            "(it was not written with SECRET_KEY or SECRET_KEY_FALLBACKS); it was not unpickled"
+        ) from None
+    except Exception as error:
+        raise DeserializationError(
+            f"cannot decode the value of key {key!r} in store {store!r}: {error}"
+        ) from error
+
+
+class _StoreOrClassMethod(Generic[_T]):
+    """A method that works on the class (any store) and on an instance (its database)."""
+
+    def __init__(self, function: Callable[..., _T]) -> None:
+        self.function = function
+        self.__doc__ = function.__doc__
+        self.__wrapped__ = function
+
+    def __get__(self, instance: Any, owner: type) -> Callable[..., _T]:
+        return types.MethodType(self.function, owner if instance is None else instance)
+
+
+class KeyVal:
+    """A named store of key-value pairs.
+
+    ``KeyVal(name)`` connects to the store ``name`` (any non-empty string of
+    up to 200 characters). Keys are strings of up to 500 characters; values
+    may be anything the store's serializer accepts (with the default, signed
+    pickle, anything that can be pickled). The same key in two stores is two
+    independent pairs.
+
+    ``using`` picks a database alias; without it, the database routers'
+    ``db_for_read``/``db_for_write`` decide, as for any model.
+    ``serializer`` (``"pickle"``, ``"json"`` or a dotted path) overrides the
+    ``KEYVAL_SERIALIZER`` setting for values this store writes.
+
+    >>> kv = KeyVal("docs.example")
+    >>> kv.set("greeting", {"text": "hi"})
+    True
+    >>> kv.get("greeting")
+    {'text': 'hi'}
+    >>> kv.flush()
+    1
+    """
+
+    def __init__(self, name: str, using: str | None = None, serializer: str | None = None) -> None:
+        _check_store_name(name)
+        if using is not None:
+            if not isinstance(using, str):
+                raise ArgumentTypeError(
+                    f"a database alias must be a str, not {type(using).__name__}"
+                )
+            if using not in connections.settings:
+                raise InvalidKeyError(f"there is no database {using!r} in DATABASES")
+        if serializer is not None:
+            get_serializer(serializer)  # fail now, not at the first write
+        self._name = name
+        self._using = using
+        self._serializer_spec = serializer
+        self._connected = True
+
+    @classmethod
+    def connect(
+        cls, name: str, using: str | None = None, serializer: str | None = None
+    ) -> KeyVal:
+        """Return a store connected to ``name``; the same as ``KeyVal(name)``."""
+        return cls(name, using=using, serializer=serializer)
+
+    def __repr__(self) -> str:
+        state = "" if self._connected else " (disconnected)"
+        using = f" using {self._using!r}" if self._using else ""
+        return f"<KeyVal {self._name!r}{using}{state}>"
+
+    @property
+    def name(self) -> str:
+        """The store's name."""
+        return self._name
+
+    @property
+    def using(self) -> str | None:
+        """The database alias given to the constructor, or ``None`` to follow the routers."""
+        return self._using
+
+    @property
+    def connected(self) -> bool:
+        """``False`` once :meth:`disconnect` was called."""
+        return self._connected
+
+    def disconnect(self, name: str | None = None) -> None:
+        """Refuse any further use of this instance, except :meth:`flush_all`.
+
+        The pairs stay in the database: a new ``KeyVal(name)`` sees them.
+        ``name``, if given, must be this store's name.
+        """
+        self._check_connected()
+        if name is not None:
+            _check_store_name(name)
+            if name != self._name:
+                raise InvalidKeyError(
+                    f"this KeyVal is connected to {self._name!r}, not to {name!r}"
+                )
+        self._connected = False
+
+    # -- plumbing ------------------------------------------------------------
+
+    def _check_connected(self) -> None:
+        if not self._connected:
+            raise StoreDisconnectedError(
+                f"the KeyVal for store {self._name!r} was disconnected; "
+                "create a new KeyVal to use the store again"
+            )
+
+    def _database(self, write: bool) -> tuple[BaseDatabaseWrapper, BaseOperations]:
+        self._check_connected()
+        return _database(self._using, write)
+
+    def _serializer(self) -> Serializer:
+        return get_serializer(self._serializer_spec or keyval_settings.SERIALIZER)
+
+    def _encode(self, key: str, value: Any) -> tuple[Any, Any, str]:
+        """Return ``(bytes or None, int or None, serializer name)`` for ``value``."""
+        if type(value) is int and INT64_MIN <= value <= INT64_MAX:
+            return None, value, INTEGER_FORMAT
+        serializer = self._serializer()
+        try:
+            data = serializer.dumps(value)
+        except Exception as error:
+            raise SerializationError(
+                f"cannot store the value for key {key!r} in store {self._name!r} with the "
+                f"{serializer.name} serializer: {type(error).__name__}: {error}"
+            ) from error
+        limit = keyval_settings.MAX_VALUE_SIZE
+        if len(data) > limit:
+            raise ValueTooLargeError(
+                f"the value for key {key!r} in store {self._name!r} is {len(data)} bytes "
+                f"when serialized; the limit (KEYVAL_MAX_VALUE_SIZE) is {limit} bytes"
+            )
+        return data, None, serializer.name
+
+    def _decode(self, key: str, data: Any, integer: Any, serializer_name: str) -> Any:
+        if serializer_name == INTEGER_FORMAT:
+            return integer
+        return decode_value(self._name, key, serializer_name, data, integer, self._serializer())
+
+    def _row(self, key: str, value: Any, expires: Any, now: Any) -> tuple[Any, ...]:
+        data, integer, serializer_name = self._encode(key, value)
+        return (self._name, key, data, integer, serializer_name, expires, now)
+
+    def _missing(self, key: str) -> KeyNotFoundError:
+        return KeyNotFoundError(f"key {key!r} not found in store {self._name!r}")
+
+    # -- the 0.1.2 API ---------------------------------------------------------
+
+    def set(self, key: str, value: Any, timeout: Timeout = None) -> bool:
+        """Store ``value`` under ``key``, replacing any value it had.
+
+        Return ``True`` if the key was new (or had expired) and ``False`` if a
+        value was overwritten; exact when several processes write the key at
+        once. ``timeout`` is in seconds (or a ``timedelta``); ``None`` never
+        expires.
+        """
+        _check_key(key)
+        connection, operations = self._database(write=True)
+        now = timezone.now()
+        expires = _expiry(timeout, now)
+        adapt = connection.ops.adapt_datetimefield_value
+        row = self._row(key, value, adapt(expires), adapt(now))
+        created = operations.set(connection, row, row[-1])
+        if expires is not None:
+            _cull_on_write(connection, operations, row[-1])
+        return created
+
+    def get(self, key: str) -> Any:
+        """Return the value of ``key``; raise :class:`~django_keyval.exceptions.KeyNotFoundError` if missing."""
+        value = self.get_default(key, _MISSING)
+        if value is _MISSING:
+            raise self._missing(key)
+        return value
+
+    def get_default(self, key: str, default: Any = None) -> Any:
+        """Return the value of ``key``, or ``default`` if it is missing."""
+        _check_key(key)
+        connection, operations = self._database(write=False)
+        row = operations.get(connection, self._name, key, _now(connection))
+        if row is None:
+            return default
+        return self._decode(key, *row)
+
+    def pop(self, key: str) -> Any:
+        """Delete ``key`` and return its value; raise :class:`~django_keyval.exceptions.KeyNotFoundError` if missing.
+
+        Atomic: of several callers popping the same key, one gets the value.
+        """
+        value = self.pop_default(key, _MISSING)
+        if value is _MISSING:
+            raise self._missing(key)
+        return value
+
+    def pop_default(self, key: str, default: Any = None) -> Any:
+        """Delete ``key`` and return its value, or return ``default`` if it is missing."""
+        _check_key(key)
+        connection, operations = self._database(write=True)
+        now = _now(connection)
+        row = operations.pop(connection, self._name, key, now)
+        if row is None:
+            return default
+        data, integer, serializer_name, expires = row
+        try:
+            return self._decode(key, data, integer, serializer_name)
+        except KeyValError:
+            # Put the undecodable bytes back as they were (unless the key was
+            # set again meanwhile), so that a configuration mistake such as a
+            # missing custom serializer loses nothing.
+            stored = (self._name, key, data, integer, serializer_name, expires, now)
+            operations.add(connection, stored, now)
+            raise
+
+    def exists(self, key: str) -> bool:
+        """Return whether ``key`` has a value (that has not expired)."""
+        _check_key(key)
+        connection, operations = self._database(write=False)
+        return operations.exists(connection, self._name, key, _now(connection))
+
+    def delete(self, key: str, ignore_keyerror: bool = False) -> bool:
+        """Delete ``key``; return ``True`` if it existed.
+
+        A missing key raises :class:`~django_keyval.exceptions.KeyNotFoundError`,
+        or returns ``False`` when ``ignore_keyerror`` is true.
+        """
+        _check_key(key)
+        connection, operations = self._database(write=True)
+        deleted = operations.delete(connection, self._name, key, _now(connection))
+        if not deleted and not ignore_keyerror:
+            raise self._missing(key)
+        return deleted
+
+    def flush(self) -> int:
+        """Delete every pair of this store, and no other; return how many rows went."""
+        connection, operations = self._database(write=True)
+        return operations.flush(connection, self._name)
+
+    @_StoreOrClassMethod
+    def flush_all(self_or_cls: Any, using: str | None = None) -> int:  # noqa: N805
+        """Delete every pair of every store; return how many rows went.
+
+        Call it on the class (``KeyVal.flush_all()``) or on any instance, even
+        a disconnected one; on an instance, its database is used.
+        """
+        connection, operations = _database(_alias_of(self_or_cls, using), write=True)
+        return operations.flush_all(connection)
+
+    # -- expiry ------------------------------------------------------------------
+
+    def add(self, key: str, value: Any, timeout: Timeout = None) -> bool:
+        """Store ``value`` only if ``key`` is missing (or expired); return whether it was stored.
+
+        Atomic: of several callers adding the same key at once, exactly one wins.
+        """
+        _check_key(key)
+        connection, operations = self._database(write=True)
+        now = timezone.now()
+        expires = _expiry(timeout, now)
+        adapt = connection.ops.adapt_datetimefield_value
+        row = self._row(key, value, adapt(expires), adapt(now))
+        added = operations.add(connection, row, row[-1])
+        if expires is not None:
+            _cull_on_write(connection, operations, row[-1])
+        return added
+
+    def touch(self, key: str, timeout: Timeout = None) -> bool:
+        """Give ``key`` a new timeout (``None``: never expire); return ``False`` if it is missing."""
+        _check_key(key)
+        connection, operations = self._database(write=True)
+        now = timezone.now()
+        adapt = connection.ops.adapt_datetimefield_value
+        expires = adapt(_expiry(timeout, now))
+        return operations.touch(connection, self._name, key, expires, adapt(now))
+
+    def expires_at(self, key: str) -> datetime.datetime | None:
+        """Return when ``key`` expires (an aware datetime), or ``None`` if never.
+
+        Raise :class:`~django_keyval.exceptions.KeyNotFoundError` if it is missing.
+        """
+        _check_key(key)
+        connection, _ = self._database(write=False)
+        row = (
+            KeyValPair.objects.using(connection.alias)
+            .filter(store=self._name, key=key)
+            .exclude(expires_at__lte=timezone.now())
+            .values_list("expires_at")
+            .first()
+        )
+        if row is None:
+            raise self._missing(key)
+        expires = row[0]
+        if expires is not None and timezone.is_naive(expires):
+            expires = timezone.make_aware(expires)
+        return expires
+
+    @_StoreOrClassMethod
+    def cull(self_or_cls: Any, using: str | None = None) -> int:  # noqa: N805
+        """Delete the expired pairs of every store, in bounded batches; return how many.
+
+        Pairs without a timeout are never culled. Works on the class and on
+        instances, like :meth:`flush_all`.
+        """
+        if isinstance(self_or_cls, KeyVal):
+            self_or_cls._check_connected()
+        connection, operations = _database(_alias_of(self_or_cls, using), write=True)
+        batch_size = keyval_settings.CULL_BATCH_SIZE
+        total = 0
+        while True:
+            deleted = operations.cull(connection, _now(connection), batch_size)
+            total += deleted
+            if deleted < batch_size:
+                return total
+
+    # -- counters ----------------------------------------------------------------
+
+    def incr(self, key: str, delta: int = 1) -> int:
+        """Add ``delta`` to the integer value of ``key`` and return the result.
+
+        A missing key counts as 0, so the first ``incr`` stores ``delta``. The
+        addition happens in the database: concurrent calls never lose an
+        update. The pair keeps its expiry. A value that is not an ``int``
+        raises :class:`~django_keyval.exceptions.NotAnIntegerError`; a result
+        outside 64 bits raises :class:`~django_keyval.exceptions.CounterOverflowError`.
+        Either way the stored value is unchanged.
+        """
+        _check_key(key)
+        if type(delta) is not int:
+            raise ArgumentTypeError(f"delta must be an int, not {type(delta).__name__}")
+        connection, operations = self._database(write=True)
+        if not INT64_MIN <= delta <= INT64_MAX:
+            raise operations.overflow_error(delta)
+        while True:
+            now = _now(connection)
+            result = operations.incr(connection, self._name, key, delta, now)
+            if result is not None:
+                return result
+            # Nothing changed: find out why, with the value as it is now.
+            row = operations.get(connection, self._name, key, now)
+            if row is None:
+                continue  # deleted meanwhile: start again from 0
+            if row[2] != INTEGER_FORMAT:
+                raise NotAnIntegerError(
+                    f"the value of key {key!r} in store {self._name!r} is not an integer"
+                )
+            raise operations.overflow_error(delta)
+
+    def decr(self, key: str, delta: int = 1) -> int:
+        """Subtract ``delta`` from the integer value of ``key``; see :meth:`incr`."""
+        if type(delta) is not int:
+            raise ArgumentTypeError(f"delta must be an int, not {type(delta).__name__}")
+        return self.incr(key, -delta)
+
+    # -- many keys -----------------------------------------------------------------
+
+    def _keys_list(self, keys: Iterable[str]) -> list[str]:
+        if isinstance(keys, (str, bytes)):
+            raise ArgumentTypeError("keys must be an iterable of str, not a single str")
+        unique = list(dict.fromkeys(keys))
+        for key in unique:
+            _check_key(key)
+        return unique
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """Return ``{key: value}`` for those of ``keys`` that exist, in one query per 1000 keys."""
+        key_list = self._keys_list(keys)
+        connection, operations = self._database(write=False)
+        if not key_list:
+            return {}
+        rows = operations.get_many(connection, self._name, key_list, _now(connection))
+        found = {key: self._decode(key, data, integer, fmt) for key, data, integer, fmt in rows}
+        return {key: found[key] for key in key_list if key in found}
+
+    def set_many(self, mapping: Mapping[str, Any], timeout: Timeout = None) -> None:
+        """Store every pair of ``mapping``, all or none, in one transaction.
+
+        Every value is serialized before the first query, so a value that
+        cannot be stored leaves the store as it was.
+        """
+        if not isinstance(mapping, Mapping):
+            raise ArgumentTypeError(f"set_many() takes a mapping, not {type(mapping).__name__}")
+        connection, operations = self._database(write=True)
+        now = timezone.now()
+        expires = _expiry(timeout, now)
+        adapt = connection.ops.adapt_datetimefield_value
+        db_expires, db_now = adapt(expires), adapt(now)
+        rows = []
+        for key, value in mapping.items():
+            _check_key(key)
+            rows.append(self._row(key, value, db_expires, db_now))
+        if not rows:
+            return
+        with transaction.atomic(using=connection.alias):
+            operations.set_many(connection, rows, db_now)
+        if expires is not None:
+            _cull_on_write(connection, operations, db_now)
+
+    def delete_many(self, keys: Iterable[str]) -> int:
+        """Delete those of ``keys`` that exist, in one transaction; return how many."""
+        key_list = self._keys_list(keys)
+        connection, operations = self._database(write=True)
+        if not key_list:
+            return 0
+        with transaction.atomic(using=connection.alias):
+            return operations.delete_many(connection, self._name, key_list, _now(connection))
+
+    # -- listing ---------------------------------------------------------------------
+
+    def _page_through(self, prefix: str, with_values: bool) -> Iterator[tuple[Any, ...]]:
+        _check_text(prefix, "prefix", MAX_KEY_LENGTH)
+        connection, operations = self._database(write=False)
+        now = _now(connection)
+        high = _prefix_upper_bound(prefix)
+
+        def rows() -> Iterator[tuple[Any, ...]]:
+            low, inclusive = prefix, True
+            while True:
+                page = operations.page(
+                    connection, self._name, low, inclusive, high, now, with_values,
+                    ITERATION_CHUNK_SIZE,
+                )
+                yield from page
+                if len(page) < ITERATION_CHUNK_SIZE:
+                    return
+                low, inclusive = page[-1][0], False
+
+        return rows()
+
+    def keys(self, prefix: str = "") -> Iterator[str]:
+        """Iterate over the keys (starting with ``prefix``) in code point order.
+
+        Rows are fetched 1000 at a time, so memory stays flat however large
+        the store. ``%`` and ``_`` in ``prefix`` are plain characters.
+        """
+        return (row[0] for row in self._page_through(prefix, with_values=False))
+
+    def values(self, prefix: str = "") -> Iterator[Any]:
+        """Iterate over the values of the keys starting with ``prefix``, in key order."""
+        return (value for _, value in self.items(prefix))
+
+    def items(self, prefix: str = "") -> Iterator[tuple[str, Any]]:
+        """Iterate over ``(key, value)`` pairs whose key starts with ``prefix``, in key order."""
+        return (
+            (key, self._decode(key, data, integer, fmt))
+            for key, data, integer, fmt in self._page_through(prefix, with_values=True)
+        )
+
+    def count(self) -> int:
+        """Return the number of pairs in this store; ``len(kv)`` does the same."""
+        connection, operations = self._database(write=False)
+        return operations.count(connection, self._name, _now(connection))
+
+    @_StoreOrClassMethod
+    def stores(self_or_cls: Any, using: str | None = None) -> list[str]:  # noqa: N805
+        """Return the names of the stores that hold pairs, sorted."""
+        if isinstance(self_or_cls, KeyVal):
+            self_or_cls._check_connected()
+        connection, operations = _database(_alias_of(self_or_cls, using), write=False)
+        return operations.stores(connection, _now(connection))
+
+    # -- dict-style access ---------------------------------------------------------
+
+    def __getitem__(self, key: str) -> Any:
+        return self.get(key)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.set(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self.delete(key)
+
+    def __contains__(self, key: object) -> bool:
+        return self.exists(key)  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __iter__(self) -> Iterator[str]:
+        return self.keys()
+
+    # -- async twins -----------------------------------------------------------------
+
+    async def aset(self, key: str, value: Any, timeout: Timeout = None) -> bool:
+        """Async :meth:`set`."""
+        return await sync_to_async(self.set)(key, value, timeout)
+
+    async def aget(self, key: str) -> Any:
+        """Async :meth:`get`."""
+        return await sync_to_async(self.get)(key)
+
+    async def aget_default(self, key: str, default: Any = None) -> Any:
+        """Async :meth:`get_default`."""
+        return await sync_to_async(self.get_default)(key, default)
+
+    async def apop(self, key: str) -> Any:
+        """Async :meth:`pop`."""
+        return await sync_to_async(self.pop)(key)
+
+    async def apop_default(self, key: str, default: Any = None) -> Any:
+        """Async :meth:`pop_default`."""
+        return await sync_to_async(self.pop_default)(key, default)
+
+    async def aexists(self, key: str) -> bool:
+        """Async :meth:`exists`."""
+        return await sync_to_async(self.exists)(key)
+
+    async def adelete(self, key: str, ignore_keyerror: bool = False) -> bool:
+        """Async :meth:`delete`."""
+        return await sync_to_async(self.delete)(key, ignore_keyerror)
+
+    async def aflush(self) -> int:
+        """Async :meth:`flush`."""
+        return await sync_to_async(self.flush)()
+
+    @_StoreOrClassMethod
+    async def aflush_all(self_or_cls: Any, using: str | None = None) -> int:  # noqa: N805
+        """Async :meth:`flush_all`."""
+        return await sync_to_async(self_or_cls.flush_all)(using)
+
+    async def aadd(self, key: str, value: Any, timeout: Timeout = None) -> bool:
+        """Async :meth:`add`."""
+        return await sync_to_async(self.add)(key, value, timeout)
+
+    async def atouch(self, key: str, timeout: Timeout = None) -> bool:
+        """Async :meth:`touch`."""
+        return await sync_to_async(self.touch)(key, timeout)
+
+    async def aexpires_at(self, key: str) -> datetime.datetime | None:
+        """Async :meth:`expires_at`."""
+        return await sync_to_async(self.expires_at)(key)
+
+    @_StoreOrClassMethod
+    async def acull(self_or_cls: Any, using: str | None = None) -> int:  # noqa: N805
+        """Async :meth:`cull`."""
+        return await sync_to_async(self_or_cls.cull)(using)
+
+    async def aincr(self, key: str, delta: int = 1) -> int:
+        """Async :meth:`incr`."""
+        return await sync_to_async(self.incr)(key, delta)
+
+    async def adecr(self, key: str, delta: int = 1) -> int:
+        """Async :meth:`decr`."""
+        return await sync_to_async(self.decr)(key, delta)
+
+    async def aget_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """Async :meth:`get_many`."""
+        return await sync_to_async(self.get_many)(keys)
+
+    async def aset_many(self, mapping: Mapping[str, Any], timeout: Timeout = None) -> None:
+        """Async :meth:`set_many`."""
+        return await sync_to_async(self.set_many)(mapping, timeout)
+
+    async def adelete_many(self, keys: Iterable[str]) -> int:
+        """Async :meth:`delete_many`."""
+        return await sync_to_async(self.delete_many)(keys)
+
+    async def acount(self) -> int:
+        """Async :meth:`count`."""
+        return await sync_to_async(self.count)()
+
+    @_StoreOrClassMethod
+    async def astores(self_or_cls: Any, using: str | None = None) -> list[str]:  # noqa: N805
+        """Async :meth:`stores`."""
+        return await sync_to_async(self_or_cls.stores)(using)
+
+    async def _aiterate(self, iterator_factory: Callable[[], Iterator[_T]]) -> AsyncIterator[_T]:
+        # The sync iterator is created and advanced in Django's sync thread,
+        # a chunk at a time, so it always uses the same database connection.
+        iterator = await sync_to_async(iterator_factory)()
+        take = sync_to_async(lambda: list(islice(iterator, ITERATION_CHUNK_SIZE)))
+        while chunk := await take():
+            for item in chunk:
+                yield item
+
+    def akeys(self, prefix: str = "") -> AsyncIterator[str]:
+        """Async :meth:`keys`: ``async for key in kv.akeys(): ...``."""
+        return self._aiterate(lambda: self.keys(prefix))
+
+    def avalues(self, prefix: str = "") -> AsyncIterator[Any]:
+        """Async :meth:`values`."""
+        return self._aiterate(lambda: self.values(prefix))
+
+    def aitems(self, prefix: str = "") -> AsyncIterator[tuple[str, Any]]:
+        """Async :meth:`items`."""
+        return self._aiterate(lambda: self.items(prefix))
+
+
+def _alias_of(self_or_cls: Any, using: str | None) -> str | None:
+    if using is None and isinstance(self_or_cls, KeyVal):
+        return self_or_cls._using
+    return using
+
+
+def _database(using: str | None, write: bool) -> tuple[BaseDatabaseWrapper, BaseOperations]:
+    if using is None:
+        using = router.db_for_write(KeyValPair) if write else router.db_for_read(KeyValPair)
+    connection = connections[using]
+    return connection, operations_for(connection)
+
+
+def _now(connection: BaseDatabaseWrapper) -> Any:
+    return connection.ops.adapt_datetimefield_value(timezone.now())
+
+
+_timed_writes = 0
+
+
+def _cull_on_write(connection: BaseDatabaseWrapper, operations: BaseOperations, now: Any) -> None:
+    """Every ``KEYVAL_CULL_EVERY`` writes with a timeout, delete one batch of expired rows."""
+    global _timed_writes
+    every = keyval_settings.CULL_EVERY
+    if every <= 0:
+        return
+    _timed_writes += 1
+    if _timed_writes % every == 0:
+        operations.cull(connection, now, keyval_settings.CULL_BATCH_SIZE)
+
+
+def _prefix_upper_bound(prefix: str) -> str | None:
+    """Return the smallest string above every string starting with ``prefix``.
+
+    ``None`` when there is none (an empty prefix, or one of only U+10FFFF).
+    """
+    characters = list(prefix)
+    while characters:
+        code = ord(characters.pop()) + 1
+        if code == 0xD800:
+            code = 0xE000  # surrogates cannot be stored, so skip them
+        if code <= 0x10FFFF:
+            return "".join(characters) + chr(code)
+    return None

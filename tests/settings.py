@@ -1,0 +1,96 @@
+"""Minimal settings for the test suite.
+
+``KEYVAL_TEST_DB`` picks the database: ``sqlite`` (default), ``postgresql``
+or ``mysql`` (MariaDB). Each gets a second database, ``other``, for the
+tests of ``using=`` and routers.
+"""
+
+import os
+import tempfile
+
+DATABASE_VENDOR = os.environ.get("KEYVAL_TEST_DB", "sqlite")
+
+if DATABASE_VENDOR == "sqlite":
+    # Files, not memory: the concurrency tests open the database from other processes.
+    _directory = os.environ.get("KEYVAL_TEST_SQLITE_DIR", tempfile.gettempdir())
+    DATABASES = {
+        alias: {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.path.join(_directory, f"keyval_{alias}.sqlite3"),
+            "TEST": {"NAME": os.path.join(_directory, f"test_keyval_{alias}.sqlite3")},
+        }
+        for alias in ("default", "other")
+    }
+elif DATABASE_VENDOR == "postgresql":
+    DATABASES = {
+        alias: {
+            "ENGINE": "django.db.backends.postgresql",
+            "HOST": os.environ.get("KEYVAL_PG_HOST", "127.0.0.1"),
+            "PORT": os.environ.get("KEYVAL_PG_PORT", "5432"),
+            "USER": os.environ.get("KEYVAL_PG_USER", "postgres"),
+            "PASSWORD": os.environ.get("KEYVAL_PG_PASSWORD", ""),
+            "NAME": f"keyval_{alias}",
+            "TEST": {"NAME": f"test_keyval_{alias}"},
+        }
+        for alias in ("default", "other")
+    }
+elif DATABASE_VENDOR == "mysql":
+    DATABASES = {
+        alias: {
+            "ENGINE": "django.db.backends.mysql",
+            "HOST": os.environ.get("KEYVAL_MYSQL_HOST", "127.0.0.1"),
+            "PORT": os.environ.get("KEYVAL_MYSQL_PORT", "3306"),
+            "USER": os.environ.get("KEYVAL_MYSQL_USER", "root"),
+            "PASSWORD": os.environ.get("KEYVAL_MYSQL_PASSWORD", ""),
+            "NAME": f"keyval_{alias}",
+            "OPTIONS": {"charset": "utf8mb4"},
+            "TEST": {
+                "NAME": f"test_keyval_{alias}",
+                "CHARSET": "utf8mb4",
+                "COLLATION": "utf8mb4_unicode_ci",
+            },
+        }
+        for alias in ("default", "other")
+    }
+else:
+    raise ValueError(f"KEYVAL_TEST_DB must be sqlite, postgresql or mysql, not {DATABASE_VENDOR!r}")
+
+SECRET_KEY = "django-keyval-tests-not-secret"
+USE_TZ = True
+TIME_ZONE = "UTC"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_keyval",
+]
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+ROOT_URLCONF = "tests.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+STATIC_URL = "/static/"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast test logins
+# Culling on write is tested on its own; elsewhere it would add queries at random.
+KEYVAL_CULL_EVERY = 0
