@@ -9,6 +9,8 @@ import os
 import tempfile
 
 DATABASE_VENDOR = os.environ.get("KEYVAL_TEST_DB", "sqlite")
+# Lets several runs share one server at once (test_keyval_default_SUFFIX).
+_SUFFIX = os.environ.get("KEYVAL_TEST_DB_SUFFIX", "")
 
 if DATABASE_VENDOR == "sqlite":
     # Files, not memory: the concurrency tests open the database from other processes.
@@ -16,8 +18,8 @@ if DATABASE_VENDOR == "sqlite":
     DATABASES = {
         alias: {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": os.path.join(_directory, f"keyval_{alias}.sqlite3"),
-            "TEST": {"NAME": os.path.join(_directory, f"test_keyval_{alias}.sqlite3")},
+            "NAME": os.path.join(_directory, f"keyval_{alias}{_SUFFIX}.sqlite3"),
+            "TEST": {"NAME": os.path.join(_directory, f"test_keyval_{alias}{_SUFFIX}.sqlite3")},
         }
         for alias in ("default", "other")
     }
@@ -30,7 +32,7 @@ elif DATABASE_VENDOR == "postgresql":
             "USER": os.environ.get("KEYVAL_PG_USER", "postgres"),
             "PASSWORD": os.environ.get("KEYVAL_PG_PASSWORD", ""),
             "NAME": f"keyval_{alias}",
-            "TEST": {"NAME": f"test_keyval_{alias}"},
+            "TEST": {"NAME": f"test_keyval_{alias}{_SUFFIX}"},
         }
         for alias in ("default", "other")
     }
@@ -45,7 +47,7 @@ elif DATABASE_VENDOR == "mysql":
             "NAME": f"keyval_{alias}",
             "OPTIONS": {"charset": "utf8mb4"},
             "TEST": {
-                "NAME": f"test_keyval_{alias}",
+                "NAME": f"test_keyval_{alias}{_SUFFIX}",
                 "CHARSET": "utf8mb4",
                 "COLLATION": "utf8mb4_unicode_ci",
             },
