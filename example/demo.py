@@ -20,8 +20,11 @@ from django_keyval.models import KeyVal  # noqa: E402  (needs django.setup())
 
 
 def say(code: str, result: object) -> None:
-    """Print a line of code and what it gave."""
-    print(f">>> {code}\n{result!r}")
+    """Print a line of code and what it gave: a value, or the exception raised."""
+    if isinstance(result, Exception):
+        print(f">>> {code}\n{type(result).__name__}: {result}")
+    else:
+        print(f">>> {code}\n{result!r}")
 
 
 def main() -> None:
@@ -40,7 +43,7 @@ def main() -> None:
         kv.get("missing")
     except KeyError as error:
         say('kv.get("missing")  # raises a KeyError subclass',
-            f"{type(error).__name__}: {error}")
+            error)
     say('kv.get_default("missing", "fallback")',
         kv.get_default("missing", "fallback"))
 
@@ -49,8 +52,7 @@ def main() -> None:
     say('KeyVal("demo.other").get("greeting")', other.get("greeting"))
     say('kv.get("greeting")  # unchanged', kv.get("greeting"))
 
-    kv.set("visits", 0)
-    say('kv.set("visits", 0); kv.incr("visits")', kv.incr("visits"))
+    say('kv.incr("visits")  # a missing key counts as 0', kv.incr("visits"))
     say('kv.incr("visits", 10)', kv.incr("visits", 10))
 
     say('kv.set("token", "abc", timeout=1)  # expires after 1 second',
@@ -72,7 +74,7 @@ def main() -> None:
         kv.get("greeting")
     except NameError as error:
         say('kv.disconnect(); kv.get("greeting")  # raises a NameError subclass',
-            f"{type(error).__name__}: {error}")
+            error)
 
 
 if __name__ == "__main__":
