@@ -102,7 +102,8 @@ def test(runtests_args: list[str]) -> int:
 
 
 def main() -> int:
-    if sys.version_info < (3, 10):
+    # Checked at run time too: this script is what a user with an old Python runs first.
+    if sys.version_info < (3, 10):  # noqa: UP036
         sys.exit("dev.py needs Python 3.10 or newer.")
     parser = argparse.ArgumentParser(
         description="Set up .venv, then run the demo or the test suite.",

@@ -32,20 +32,22 @@ def main() -> None:
     kv.flush()  # start from an empty store, so reruns print the same
     print('kv = KeyVal("demo")  # a store named "demo"')
 
-    say('kv.set("greeting", {"text": "hi"})  # True: the key is new',
-        kv.set("greeting", {"text": "hi"}))
-    say('kv.set("greeting", {"text": "hello"})  # False: overwritten',
-        kv.set("greeting", {"text": "hello"}))
+    say(
+        'kv.set("greeting", {"text": "hi"})  # True: the key is new',
+        kv.set("greeting", {"text": "hi"}),
+    )
+    say(
+        'kv.set("greeting", {"text": "hello"})  # False: overwritten',
+        kv.set("greeting", {"text": "hello"}),
+    )
     say('kv.get("greeting")', kv.get("greeting"))
     say('kv.exists("greeting")', kv.exists("greeting"))
 
     try:
         kv.get("missing")
     except KeyError as error:
-        say('kv.get("missing")  # raises a KeyError subclass',
-            error)
-    say('kv.get_default("missing", "fallback")',
-        kv.get_default("missing", "fallback"))
+        say('kv.get("missing")  # raises a KeyError subclass', error)
+    say('kv.get_default("missing", "fallback")', kv.get_default("missing", "fallback"))
 
     other = KeyVal("demo.other")
     other.set("greeting", "a different store, a different value")
@@ -55,15 +57,16 @@ def main() -> None:
     say('kv.incr("visits")  # a missing key counts as 0', kv.incr("visits"))
     say('kv.incr("visits", 10)', kv.incr("visits", 10))
 
-    say('kv.set("token", "abc", timeout=1)  # expires after 1 second',
-        kv.set("token", "abc", timeout=1))
+    say(
+        'kv.set("token", "abc", timeout=1)  # expires after 1 second',
+        kv.set("token", "abc", timeout=1),
+    )
     say('kv.get_default("token")', kv.get_default("token"))
     time.sleep(1.5)
     say('kv.get_default("token")  # 1.5 s later', kv.get_default("token"))
 
     say('kv.pop("greeting")  # read and delete', kv.pop("greeting"))
-    say('kv.delete("greeting", ignore_keyerror=True)',
-        kv.delete("greeting", ignore_keyerror=True))
+    say('kv.delete("greeting", ignore_keyerror=True)', kv.delete("greeting", ignore_keyerror=True))
 
     kv.flush()
     say('kv.flush(); kv.exists("visits")', kv.exists("visits"))
@@ -73,8 +76,7 @@ def main() -> None:
     try:
         kv.get("greeting")
     except NameError as error:
-        say('kv.disconnect(); kv.get("greeting")  # raises a NameError subclass',
-            error)
+        say('kv.disconnect(); kv.get("greeting")  # raises a NameError subclass', error)
 
 
 if __name__ == "__main__":
