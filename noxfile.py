@@ -67,13 +67,13 @@ def migrations(session: nox.Session) -> None:
 def build(session: nox.Session) -> None:
     """Build the sdist and the wheel; install each in a fresh venv and use it."""
     session.install("build")
-    tmp = Path(session.create_tmp())
+    tmp = Path(session.create_tmp()).resolve()
     dist = tmp / "dist"
     session.run("python", "-m", "build", "--outdir", str(dist), str(ROOT))
     (wheel,) = dist.glob("*.whl")
     (sdist,) = dist.glob("*.tar.gz")
-    for artifact in (wheel, sdist):
-        env_dir = tmp / f"venv-{artifact.suffix.lstrip('.')}"
+    for kind, artifact in (("wheel", wheel), ("sdist", sdist)):
+        env_dir = tmp / f"venv-{kind}"
         session.run("python", "-m", "venv", "--clear", str(env_dir))
         python = str(env_dir / "bin" / "python")
         session.run(python, "-m", "pip", "install", "--quiet", str(artifact), external=True)

@@ -23,6 +23,7 @@ settings.configure(
     DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
     DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
     USE_TZ=True,
+    SECRET_KEY="check-dist-not-secret",
 )
 django.setup()
 
