@@ -1,0 +1,403 @@
+"""``manage.py keyval``: read and change stores from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from typing import Any, TextIO
+
+from django.core.management.base import (
+    BaseCommand,
+    CommandError,
+    CommandParser,
+    DjangoHelpFormatter,
+)
+from django.db import connections
+
+from ...exceptions import KeyValError
+from ...models import KeyVal
+from ...transfer import _is_exact_json, export_lines, import_lines
+
+HELP = """\
+Read and change the key-value stores of django-keyval.
+
+  manage.py keyval -c set -n STORE -k KEY -V VALUE
+  manage.py keyval -c get -n STORE -k KEY
+
+Commands (-c/--command):
+  set        store -V VALUE under -k KEY in store -n STORE, as a str (with --json:
+             the value the JSON text means); --timeout SECONDS sets an expiry.
+  get        print the value of KEY: a str as it is, any other value as its repr()
+             (with --json: as JSON). A missing key is an error.
+  del        delete KEY; a missing key is an error.
+  exists     print True or False; the exit status is 0 either way.
+  pop        print the value of KEY (as get does) and delete it.
+  incr       add --delta N (or -V N; default 1) to the integer value of KEY and
+             print the result; a missing key counts as 0; a value that is not an
+             integer is an error and stays as it was.
+  decr       subtract, as incr adds.
+  list       print the keys of STORE, one a line, in code point order;
+             --prefix TEXT keeps those starting with TEXT.
+  stores     print the names of the stores that hold pairs, one a line.
+  flush      delete every pair of STORE, after confirmation (--noinput skips it).
+  flush_all  delete every pair of every store, after confirmation (--noinput).
+  cull       delete the expired pairs of every store; print how many went.
+  export     write every live pair (or those of -n STORE) as JSON Lines to stdout
+             or --output FILE: {"store", "key", "value" or "pickle", "expires_at"}.
+             A value JSON represents exactly goes as "value"; any other as
+             "pickle", the base64 of its signed pickle. A pickle whose signature
+             does not match stops the export (it is never unpickled); with
+             --output, no file is left behind then.
+  import     read that format from --input FILE (default: stdin) and store every
+             pair in one transaction, overwriting pairs with the same store and
+             key. Expiry times are restored exactly; pairs already expired are
+             skipped. A bad line (invalid JSON, a missing field, a wrong type, a
+             pickle whose signature does not match SECRET_KEY or
+             SECRET_KEY_FALLBACKS) stops the import with its line number, and
+             nothing is imported.
+
+Every failure (a missing option, a missing key, bad input) prints its reason on
+stderr and exits with status 1. -v 0 silences the confirmations of set, del,
+flush, flush_all, cull and import; data (get, pop, list, ...) is always printed.
+Without --database, Django's database routers pick the database.
+"""
+
+# For each command: the options it needs, and the further ones it accepts.
+COMMANDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "set": (("name", "key", "value"), ("json", "timeout")),
+    "get": (("name", "key"), ("json",)),
+    "del": (("name", "key"), ()),
+    "exists": (("name", "key"), ()),
+    "pop": (("name", "key"), ("json",)),
+    "incr": (("name", "key"), ("delta", "value")),
+    "decr": (("name", "key"), ("delta", "value")),
+    "list": (("name",), ("prefix",)),
+    "stores": ((), ()),
+    "flush": (("name",), ("interactive",)),
+    "flush_all": ((), ("interactive",)),
+    "cull": ((), ()),
+    "export": ((), ("name", "output")),
+    "import": ((), ("input",)),
+}
+
+# How each option is written, for error messages; and its value when not given.
+OPTIONS: dict[str, tuple[str, Any]] = {
+    "name": ("-n/--name", None),
+    "key": ("-k/--key", None),
+    "value": ("-V/--value", None),
+    "json": ("--json", False),
+    "timeout": ("--timeout", None),
+    "delta": ("--delta", None),
+    "prefix": ("--prefix", None),
+    "interactive": ("--noinput", True),
+    "output": ("--output", None),
+    "input": ("--input", None),
+}
+
+
+class _HelpFormatter(DjangoHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Django's option order, with the description's line breaks kept."""
+
+
+class Command(BaseCommand):
+    """Read and change key-value stores: ``manage.py keyval -c get -n STORE -k KEY``."""
+
+    help = HELP
+    # Lets tests hand import a stream in place of sys.stdin.
+    stealth_options = ("stdin",)
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        """Keep the line breaks of the help text."""
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        return super().create_parser(prog_name, subcommand, **kwargs)
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        """Declare the options; see the help text for what each command does with them."""
+        parser.add_argument(
+            "-c",
+            "--command",
+            required=True,
+            choices=list(COMMANDS),
+            metavar="COMMAND",
+            help=f"What to do: {', '.join(COMMANDS)}.",
+        )
+        parser.add_argument(
+            "-n", "--name", "--store", dest="name", metavar="STORE", help="The store's name."
+        )
+        parser.add_argument("-k", "--key", metavar="KEY", help="The key.")
+        parser.add_argument(
+            "-V",
+            "--value",
+            metavar="VALUE",
+            help="The value for set (a str unless --json), or the delta for incr/decr.",
+        )
+        parser.add_argument(
+            "--json",
+            action="store_true",
+            help="set: parse VALUE as JSON. get/pop: print the value as JSON.",
+        )
+        parser.add_argument(
+            "--timeout",
+            type=float,
+            metavar="SECONDS",
+            help="set: the pair expires after this many seconds (default: never).",
+        )
+        parser.add_argument(
+            "--delta", type=int, metavar="N", help="incr/decr: the amount (default 1)."
+        )
+        parser.add_argument("--prefix", metavar="TEXT", help="list: only keys starting with TEXT.")
+        parser.add_argument(
+            "--noinput",
+            "--no-input",
+            action="store_false",
+            dest="interactive",
+            help="flush/flush_all: do not ask for confirmation.",
+        )
+        parser.add_argument(
+            "-o", "--output", metavar="FILE", help="export: write to FILE instead of stdout."
+        )
+        parser.add_argument(
+            "-i",
+            "--input",
+            metavar="FILE",
+            help='import: read FILE instead of stdin ("-" is stdin).',
+        )
+        parser.add_argument(
+            "--database",
+            metavar="ALIAS",
+            help="The database alias to use (default: the one the routers choose).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        """Check the options for the command, run it, and turn errors into ``CommandError``."""
+        command = options["command"]
+        self.verbosity = options["verbosity"]
+        self.using = options["database"]
+        if self.using is not None and self.using not in connections.settings:
+            raise CommandError(f"there is no database {self.using!r} in DATABASES")
+        required, accepted = COMMANDS[command]
+        for option in required:
+            if options[option] is None:
+                raise CommandError(f"-c {command} needs {OPTIONS[option][0]}")
+        for option, (flag, default) in OPTIONS.items():
+            if option not in required and option not in accepted and options[option] != default:
+                raise CommandError(f"{flag} does not apply to -c {command}")
+        try:
+            getattr(self, f"command_{command}")(options)
+        except KeyValError as error:
+            raise CommandError(str(error)) from error
+
+    # -- helpers ---------------------------------------------------------------
+
+    def store(self, options: dict[str, Any]) -> KeyVal:
+        """Return the store named by ``-n`` on the chosen database."""
+        return KeyVal(options["name"], using=self.using)
+
+    def say(self, message: str) -> None:
+        """Print a confirmation, unless ``-v 0``."""
+        if self.verbosity >= 1:
+            self.stdout.write(message)
+
+    def print_value(self, value: Any, as_json: bool) -> None:
+        """Print a value: a str as it is, JSON with ``--json``, else its repr()."""
+        if as_json:
+            if not _is_exact_json(value):
+                raise CommandError(
+                    f"the value is a {type(value).__name__}, which JSON cannot show; "
+                    "leave out --json to see its repr()"
+                )
+            text = json.dumps(value, ensure_ascii=False)
+        elif isinstance(value, str):
+            text = value
+        else:
+            text = repr(value)
+        # Exactly one newline, even after a value that ends with one.
+        self.stdout.write(text + "\n", ending="")
+
+    def progress(self, verb: str) -> Callable[[int], None] | None:
+        """Return a callback that shows a count on stderr, if stderr is a terminal."""
+        if not self.stderr.isatty():
+            return None
+
+        def show(count: int) -> None:
+            self.stderr.write(f"\r{verb} {count} pairs", ending="")
+            self.stderr.flush()
+
+        return show
+
+    # -- single keys -------------------------------------------------------------
+
+    def command_set(self, options: dict[str, Any]) -> None:
+        """Store a value (a str, or parsed JSON with ``--json``)."""
+        value = options["value"]
+        if options["json"]:
+            try:
+                value = json.loads(value)
+            except ValueError as error:
+                raise CommandError(f"-V is not valid JSON: {error}") from None
+        kv = self.store(options)
+        created = kv.set(options["key"], value, timeout=options["timeout"])
+        verb = "Created" if created else "Updated"
+        self.say(f"{verb} key {options['key']!r} in store {kv.name!r}.")
+
+    def command_get(self, options: dict[str, Any]) -> None:
+        """Print the value of a key."""
+        self.print_value(self.store(options).get(options["key"]), options["json"])
+
+    def command_del(self, options: dict[str, Any]) -> None:
+        """Delete a key."""
+        kv = self.store(options)
+        kv.delete(options["key"])
+        self.say(f"Deleted key {options['key']!r} from store {kv.name!r}.")
+
+    def command_exists(self, options: dict[str, Any]) -> None:
+        """Print True or False."""
+        self.stdout.write(str(self.store(options).exists(options["key"])))
+
+    def command_pop(self, options: dict[str, Any]) -> None:
+        """Print the value of a key and delete it."""
+        kv = self.store(options)
+        if options["json"]:
+            # Check first: a value --json cannot print must not be lost.
+            self.print_value(kv.get(options["key"]), as_json=True)
+            kv.delete(options["key"])
+        else:
+            self.print_value(kv.pop(options["key"]), as_json=False)
+
+    def _delta(self, options: dict[str, Any]) -> int:
+        if options["value"] is not None:
+            if options["delta"] is not None:
+                raise CommandError("give the amount with --delta or -V, not both")
+            try:
+                return int(options["value"])
+            except ValueError:
+                raise CommandError(f"-V must be an integer, not {options['value']!r}") from None
+        return 1 if options["delta"] is None else options["delta"]
+
+    def command_incr(self, options: dict[str, Any]) -> None:
+        """Add to an integer value and print the result."""
+        self.stdout.write(str(self.store(options).incr(options["key"], self._delta(options))))
+
+    def command_decr(self, options: dict[str, Any]) -> None:
+        """Subtract from an integer value and print the result."""
+        self.stdout.write(str(self.store(options).decr(options["key"], self._delta(options))))
+
+    # -- whole stores --------------------------------------------------------------
+
+    def command_list(self, options: dict[str, Any]) -> None:
+        """Print the keys of a store."""
+        for key in self.store(options).keys(options["prefix"] or ""):
+            self.stdout.write(key)
+
+    def command_stores(self, options: dict[str, Any]) -> None:
+        """Print the names of the stores."""
+        for name in KeyVal.stores(using=self.using):
+            self.stdout.write(name)
+
+    def confirm(self, question: str, options: dict[str, Any]) -> bool:
+        """Ask ``question``; return whether the answer was "yes" (always, with --noinput)."""
+        if not options["interactive"]:
+            return True
+        try:
+            answer = input(f"{question}\nType 'yes' to continue, or 'no' to cancel: ")
+        except EOFError:
+            raise CommandError(
+                "no answer to the confirmation (stdin is closed); pass --noinput to skip it"
+            ) from None
+        if answer != "yes":
+            self.stdout.write("Flush cancelled.")
+            return False
+        return True
+
+    def command_flush(self, options: dict[str, Any]) -> None:
+        """Delete every pair of a store, after confirmation."""
+        kv = self.store(options)
+        question = (
+            f"This will permanently delete all {kv.count()} pairs of store {kv.name!r}. "
+            "Are you sure?"
+        )
+        if self.confirm(question, options):
+            self.say(f"Deleted {kv.flush()} pairs of store {kv.name!r}.")
+
+    def command_flush_all(self, options: dict[str, Any]) -> None:
+        """Delete every pair of every store, after confirmation."""
+        stores = KeyVal.stores(using=self.using)
+        question = (
+            f"This will permanently delete every pair of all {len(stores)} stores. Are you sure?"
+        )
+        if self.confirm(question, options):
+            self.say(f"Deleted {KeyVal.flush_all(using=self.using)} pairs.")
+
+    def command_cull(self, options: dict[str, Any]) -> None:
+        """Delete expired pairs."""
+        self.say(f"Deleted {KeyVal.cull(using=self.using)} expired pairs.")
+
+    # -- export and import -----------------------------------------------------------
+
+    def command_export(self, options: dict[str, Any]) -> None:
+        """Write pairs as JSON Lines."""
+        progress = self.progress("exported")
+        lines = export_lines(using=self.using, store=options["name"], progress=progress)
+        path = options["output"]
+        if path is None or path == "-":
+            count = self._write(lines, self.stdout.write)
+        else:
+            count = self._write_file(path, lines)
+        if progress is not None:
+            self.stderr.write(f"\rexported {count} pairs")
+        elif self.verbosity >= 1 and path not in (None, "-"):
+            self.stdout.write(f"Exported {count} pairs to {path}.")
+
+    @staticmethod
+    def _write(lines: Iterator[str], write: Callable[[str], Any]) -> int:
+        count = 0
+        for line in lines:
+            write(line)
+            count += 1
+        return count
+
+    def _write_file(self, path: str, lines: Iterator[str]) -> int:
+        # Written beside the target and renamed once complete, so a failed
+        # export never leaves a truncated file (or clobbers an earlier one).
+        directory = os.path.dirname(os.path.abspath(path))
+        try:
+            # Closed by the "with" below; opened apart to word its own error.
+            handle = tempfile.NamedTemporaryFile(  # noqa: SIM115
+                "w", encoding="utf-8", dir=directory, prefix=".keyval-export-", delete=False
+            )
+        except OSError as error:
+            raise CommandError(f"cannot write {path}: {error}") from None
+        try:
+            with handle:
+                count = self._write(lines, lambda line: handle.write(line + "\n"))
+            os.replace(handle.name, path)
+        except BaseException:
+            os.unlink(handle.name)
+            raise
+        return count
+
+    def command_import(self, options: dict[str, Any]) -> None:
+        """Read JSON Lines and store every pair, all or none."""
+        path = options["input"]
+        progress = self.progress("imported")
+        if path is None or path == "-":
+            stream: TextIO = options.get("stdin") or sys.stdin
+            result = import_lines(stream, using=self.using, progress=progress)
+        else:
+            try:
+                handle = open(path, encoding="utf-8")  # noqa: SIM115  (closed by "with")
+            except OSError as error:
+                raise CommandError(f"cannot read {path}: {error}") from None
+            with handle:
+                try:
+                    result = import_lines(handle, using=self.using, progress=progress)
+                except UnicodeDecodeError as error:
+                    raise CommandError(f"{path} is not UTF-8 text: {error}") from None
+        if progress is not None:
+            self.stderr.write(f"\rimported {result.imported} pairs")
+        skipped = f" ({result.expired} already expired, skipped)" if result.expired else ""
+        self.say(f"Imported {result.imported} pairs{skipped}.")

@@ -1,0 +1,311 @@
+"""Export and import of pairs as JSON Lines (``manage.py keyval -c export|import``).
+
+Each line is one JSON object describing one live pair::
+
+    {"store": "app", "key": "greeting", "value": {"text": "hi"}, "expires_at": null}
+    {"store": "app", "key": "t", "pickle": "gASV...", "expires_at": "2030-01-01T00:00:00+00:00"}
+
+``value`` holds a value that JSON represents exactly: ``None``, ``bool``,
+``int``, finite ``float``, ``str``, and lists and dicts (with ``str`` keys) of
+those, of exactly these types (no subclasses, tuples or sets). Any other value
+goes as ``pickle``: the base64 of the signed pickle (the 32-byte HMAC-SHA256
+of ``SECRET_KEY`` followed by the pickle), exactly as the store keeps it.
+``expires_at`` is an ISO 8601 time with its UTC offset, or ``null`` for a pair
+that never expires.
+
+An import checks every pickle's signature against ``SECRET_KEY`` and
+``SECRET_KEY_FALLBACKS`` without unpickling it, so moving pairs between two
+projects needs the exporting project's key among the importing project's
+``SECRET_KEY_FALLBACKS`` (or the same ``SECRET_KEY``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import hmac
+import json
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from django.conf import settings
+from django.db import connections, router, transaction
+from django.utils import timezone
+
+from .backends import operations_for
+from .conf import keyval_settings
+from .exceptions import KeyValError
+from .models import KeyValPair
+from .serializers import (
+    _SIGNATURE_SIZE,
+    INTEGER_FORMAT,
+    PickleSerializer,
+    _signature,
+    get_serializer,
+)
+from .store import KeyVal, _check_key, decode_value
+
+__all__ = ["ImportResult", "TransferError", "export_lines", "import_lines"]
+
+#: Rows read per query while exporting, so memory stays flat.
+EXPORT_PAGE_SIZE = 1000
+#: Pairs written per batch of statements while importing.
+IMPORT_CHUNK_SIZE = 1000
+
+_FIELDS = {"store", "key", "value", "pickle", "expires_at"}
+
+#: Called with the number of pairs handled so far, every ``EXPORT_PAGE_SIZE``
+#: or ``IMPORT_CHUNK_SIZE`` pairs.
+Progress = Callable[[int], None]
+
+
+class TransferError(KeyValError, ValueError):
+    """Raised when a pair cannot be exported or a line cannot be imported; names which."""
+
+
+def _is_exact_json(value: Any) -> bool:
+    """Return whether JSON gives ``value`` back with the same types and contents."""
+    kind = type(value)
+    if value is None or kind in (bool, int, str):
+        return True
+    if kind is float:
+        return value == value and value not in (float("inf"), float("-inf"))
+    if kind is list:
+        return all(_is_exact_json(item) for item in value)
+    if kind is dict:
+        return all(type(k) is str and _is_exact_json(v) for k, v in value.items())
+    return False
+
+
+def _format_expiry(expires_at: datetime.datetime | None) -> str | None:
+    if expires_at is None:
+        return None
+    if timezone.is_naive(expires_at):  # USE_TZ = False: times are in TIME_ZONE
+        expires_at = timezone.make_aware(expires_at)
+    return expires_at.astimezone(datetime.timezone.utc).isoformat()
+
+
+def _parse_expiry(text: Any) -> datetime.datetime | None:
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise ValueError(f'"expires_at" must be a string or null, not {type(text).__name__}')
+    try:
+        # Python 3.10's fromisoformat() does not know the "Z" suffix.
+        expires_at = datetime.datetime.fromisoformat(
+            text[:-1] + "+00:00" if text.endswith("Z") else text
+        )
+    except ValueError:
+        raise ValueError(f'"expires_at" is not an ISO 8601 time: {text!r}') from None
+    if expires_at.tzinfo is None:
+        raise ValueError(f'"expires_at" must include a UTC offset: {text!r}')
+    return expires_at
+
+
+def _record(
+    store: str, key: str, data: Any, integer: Any, serializer_name: str, candidates: list[Any]
+) -> dict[str, Any]:
+    """Return the ``value`` or ``pickle`` part of the line of one row."""
+    if serializer_name == INTEGER_FORMAT:
+        return {"value": int(integer)}
+    # Signature-checked: a tampered pickle raises BadSignatureError, unread.
+    value = decode_value(store, key, serializer_name, data, integer, *candidates)
+    if _is_exact_json(value):
+        return {"value": value}
+    if serializer_name == PickleSerializer.name:
+        signed = bytes(data)  # as stored: no need to pickle it again
+    else:
+        # Written by another serializer (a custom one) in a form JSON cannot
+        # carry: carry it as a signed pickle instead.
+        try:
+            signed = PickleSerializer().dumps(value)
+        except Exception as error:
+            raise TransferError(
+                f"cannot export key {key!r} of store {store!r}: its value is neither JSON "
+                f"nor picklable ({type(error).__name__}: {error})"
+            ) from error
+    return {"pickle": base64.b64encode(signed).decode("ascii")}
+
+
+def export_lines(
+    using: str | None = None, store: str | None = None, progress: Progress | None = None
+) -> Iterator[str]:
+    """Yield one JSON line (without newline) per live pair, by store then key.
+
+    ``store`` limits the export to one store; ``using`` picks the database
+    (by default the routers' ``db_for_read``). Rows are read
+    ``EXPORT_PAGE_SIZE`` at a time. A pickle whose signature does not match
+    raises :class:`~django_keyval.exceptions.BadSignatureError` naming store
+    and key; it is never unpickled. Expired pairs are left out.
+    """
+    if store is not None:
+        KeyVal(store, using=using)  # checks the name (and alias) before any query
+    alias = using or router.db_for_read(KeyValPair)
+    candidates = [get_serializer(keyval_settings.SERIALIZER)]
+    now = timezone.now()
+    stores = [store] if store is not None else KeyVal.stores(using=alias)
+    exported = 0
+    for name in stores:
+        rows = (
+            KeyValPair.objects.using(alias)
+            .filter(store=name)
+            .exclude(expires_at__lte=now)
+            .order_by("key")
+            .values_list("key", "value", "integer_value", "serializer", "expires_at")
+        )
+        last_key = None
+        while True:
+            page = list(
+                (rows if last_key is None else rows.filter(key__gt=last_key))[:EXPORT_PAGE_SIZE]
+            )
+            for key, data, integer, serializer_name, expires_at in page:
+                line = {"store": name, "key": key}
+                line.update(_record(name, key, data, integer, serializer_name, candidates))
+                line["expires_at"] = _format_expiry(expires_at)
+                yield json.dumps(line, ensure_ascii=True, allow_nan=False)
+                exported += 1
+                if progress is not None and exported % EXPORT_PAGE_SIZE == 0:
+                    progress(exported)
+            if len(page) < EXPORT_PAGE_SIZE:
+                break
+            last_key = page[-1][0]
+
+
+class ImportResult:
+    """What :func:`import_lines` did: ``imported`` pairs written, ``expired`` lines skipped."""
+
+    def __init__(self, imported: int, expired: int) -> None:
+        self.imported = imported
+        self.expired = expired
+
+    def __repr__(self) -> str:
+        return f"<ImportResult imported={self.imported} expired={self.expired}>"
+
+
+def _signature_matches(data: bytes) -> bool:
+    """Check a signed pickle against ``SECRET_KEY`` and its fallbacks, without unpickling it."""
+    signature, payload = data[:_SIGNATURE_SIZE], data[_SIGNATURE_SIZE:]
+    secrets = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", ())]
+    return any(hmac.compare_digest(signature, _signature(payload, s)) for s in secrets)
+
+
+class _LineReader:
+    """Turns the lines of an export into rows ready for the database."""
+
+    def __init__(self, using: str) -> None:
+        self.using = using
+        self.stores: dict[str, KeyVal] = {}
+
+    def store(self, name: Any) -> KeyVal:
+        if not isinstance(name, str):
+            raise ValueError(f'"store" must be a string, not {type(name).__name__}')
+        if name not in self.stores:
+            self.stores[name] = KeyVal(name, using=self.using)
+        return self.stores[name]
+
+    def parse(self, text: str) -> tuple[str, str, Any, Any, str, datetime.datetime | None]:
+        """Return ``(store, key, bytes, integer, serializer name, expiry)`` of one line."""
+        try:
+            record = json.loads(text)
+        except ValueError as error:
+            raise ValueError(f"not valid JSON: {error}") from None
+        if not isinstance(record, dict):
+            raise ValueError(f"expected a JSON object, not {type(record).__name__}")
+        unknown = sorted(set(record) - _FIELDS)
+        if unknown:
+            raise ValueError(f"unknown field(s): {', '.join(unknown)}")
+        for field in ("store", "key", "expires_at"):
+            if field not in record:
+                raise ValueError(f'the field "{field}" is missing')
+        if ("value" in record) == ("pickle" in record):
+            raise ValueError('a line has exactly one of the fields "value" and "pickle"')
+        store = self.store(record["store"])
+        key = record["key"]
+        if not isinstance(key, str):
+            raise ValueError(f'"key" must be a string, not {type(key).__name__}')
+        _check_key(key)
+        expires_at = _parse_expiry(record["expires_at"])
+        if "value" in record:
+            data, integer, serializer_name = store._encode(key, record["value"])
+            return store.name, key, data, integer, serializer_name, expires_at
+        data = self.pickle(store.name, key, record["pickle"])
+        return store.name, key, data, None, PickleSerializer.name, expires_at
+
+    def pickle(self, store: str, key: str, text: Any) -> bytes:
+        if not isinstance(text, str):
+            raise ValueError(f'"pickle" must be a base64 string, not {type(text).__name__}')
+        try:
+            data = base64.b64decode(text, validate=True)
+        except binascii.Error as error:
+            raise ValueError(f'"pickle" is not valid base64: {error}') from None
+        if not _signature_matches(data):
+            raise ValueError(
+                f"the pickled value of key {key!r} in store {store!r} failed its signature "
+                "check (it was not signed with SECRET_KEY or SECRET_KEY_FALLBACKS)"
+            )
+        limit = keyval_settings.MAX_VALUE_SIZE
+        if len(data) > limit:
+            raise ValueError(
+                f"the value of key {key!r} in store {store!r} is {len(data)} bytes; "
+                f"the limit (KEYVAL_MAX_VALUE_SIZE) is {limit} bytes"
+            )
+        return data
+
+
+def import_lines(
+    lines: Iterable[str], using: str | None = None, progress: Progress | None = None
+) -> ImportResult:
+    """Store the pairs of an export, all or none, in one transaction.
+
+    Each line is checked (JSON, fields, types, names, sizes, the signature of
+    a pickle, which is never unpickled) before its pair is written; the first
+    bad line raises :class:`TransferError` naming its line number, and the
+    transaction rolls back, leaving the database as it was. Blank lines are
+    ignored. Pairs already in the database with the same store and key are
+    overwritten; others stay. Expiry times are restored as they were; a pair
+    whose expiry has already passed is skipped and counted in ``expired``.
+    Values in ``value`` are stored as :meth:`KeyVal.set` would store them
+    (with ``KEYVAL_SERIALIZER``); pickles are stored byte for byte.
+    """
+    alias = using or router.db_for_write(KeyValPair)
+    if alias not in connections.settings:
+        raise TransferError(f"there is no database {alias!r} in DATABASES")
+    connection = connections[alias]
+    operations = operations_for(connection)
+    adapt = connection.ops.adapt_datetimefield_value
+    now = timezone.now()
+    db_now = adapt(now)
+    reader = _LineReader(alias)
+    # Keyed by (store, key): one statement may not touch a row twice
+    # (PostgreSQL's ON CONFLICT refuses), and a later line wins anyway.
+    pending: dict[tuple[str, str], tuple[Any, ...]] = {}
+    imported = expired = 0
+
+    def write() -> None:
+        operations.set_many(connection, list(pending.values()), db_now)
+        pending.clear()
+
+    with transaction.atomic(using=alias):
+        for number, text in enumerate(lines, start=1):
+            if not text.strip():
+                continue
+            try:
+                store, key, data, integer, serializer_name, expires_at = reader.parse(text)
+            except (ValueError, TypeError) as error:
+                raise TransferError(f"line {number}: {error}; nothing was imported") from None
+            if expires_at is not None and expires_at <= now:
+                expired += 1
+                continue
+            if expires_at is not None and not settings.USE_TZ:
+                expires_at = timezone.make_naive(expires_at)
+            row = (store, key, data, integer, serializer_name, adapt(expires_at), db_now)
+            pending[(store, key)] = row
+            imported += 1
+            if len(pending) >= IMPORT_CHUNK_SIZE:
+                write()
+            if progress is not None and imported % IMPORT_CHUNK_SIZE == 0:
+                progress(imported)
+        if pending:
+            write()
+    return ImportResult(imported, expired)
