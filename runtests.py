@@ -40,7 +40,9 @@ def main(argv: list[str]) -> int:
     from django.test.utils import get_runner
 
     django.setup()
-    runner = get_runner(settings)(verbosity=2 if "-v" in argv else 1, failfast="--failfast" in argv)
+    runner = get_runner(settings)(
+        verbosity=2 if "-v" in argv else 1, interactive=False, failfast="--failfast" in argv
+    )
     failures = runner.run_tests(labels or ["tests"])
 
     if cov is not None:

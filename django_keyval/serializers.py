@@ -40,6 +40,13 @@ __all__ = [
 #: The name rows carry when the value is a plain ``int`` kept in the integer
 #: column, so that ``incr`` can do its arithmetic in SQL.
 INTEGER_FORMAT = "int"
+#: Plain ``str`` values are stored as their UTF-8 bytes under this name.
+STR_FORMAT = "str"
+#: Plain ``bytes`` values are stored as they are under this name.
+BYTES_FORMAT = "bytes"
+#: Formats used for exact ``int``, ``str`` and ``bytes`` values whatever the
+#: serializer: they give the value back exactly and need no signature.
+NATIVE_FORMATS = frozenset({INTEGER_FORMAT, STR_FORMAT, BYTES_FORMAT})
 
 
 @runtime_checkable
@@ -97,7 +104,9 @@ class PickleSerializer:
     def loads(self, data: bytes) -> Any:
         """Check the signature of ``data``, then unpickle it."""
         signature, payload = data[:_SIGNATURE_SIZE], data[_SIGNATURE_SIZE:]
-        for secret in [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", ())]:
+        if hmac.compare_digest(signature, _signature(payload, settings.SECRET_KEY)):
+            return pickle.loads(payload)
+        for secret in getattr(settings, "SECRET_KEY_FALLBACKS", ()):
             if hmac.compare_digest(signature, _signature(payload, secret)):
                 return pickle.loads(payload)
         raise BadSignatureError("the pickled value's signature does not match SECRET_KEY")
@@ -170,18 +179,18 @@ def get_serializer(spec: str) -> Serializer:
         raise ValueError(f"cannot import the serializer {spec!r}: {error}") from error
     if not isinstance(serializer, Serializer) or not isinstance(serializer.name, str):
         raise TypeError(f"{spec!r} lacks the serializer interface (name, dumps, loads)")
-    if serializer.name.lower() == INTEGER_FORMAT or not 0 < len(serializer.name) <= 50:
+    if serializer.name.lower() in NATIVE_FORMATS or not 0 < len(serializer.name) <= 50:
         raise ValueError(f"{spec!r} has an invalid name {serializer.name!r}")
     return serializer
 
 
 def serializer_by_name(name: str, *candidates: Serializer) -> Serializer:
-    """Return the serializer that wrote rows tagged ``name``, looking in ``candidates`` first."""
+    """Return the serializer that wrote rows tagged ``name``: a built-in one or one of ``candidates``."""
+    if name in _BUILTIN_SERIALIZERS:
+        return get_serializer(name)
     for candidate in candidates:
         if candidate.name == name:
             return candidate
-    if name in _BUILTIN_SERIALIZERS:
-        return get_serializer(name)
     raise DeserializationError(
         f"the value was written by a serializer named {name!r}, which is not configured"
     )

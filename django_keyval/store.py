@@ -36,7 +36,14 @@ from .exceptions import (
     ValueTooLargeError,
 )
 from .models import MAX_KEY_LENGTH, MAX_STORE_NAME_LENGTH, KeyValPair
-from .serializers import INTEGER_FORMAT, Serializer, get_serializer, serializer_by_name
+from .serializers import (
+    BYTES_FORMAT,
+    INTEGER_FORMAT,
+    STR_FORMAT,
+    Serializer,
+    get_serializer,
+    serializer_by_name,
+)
 
 __all__ = ["KeyVal", "decode_value"]
 
@@ -44,6 +51,9 @@ Timeout = int | float | datetime.timedelta | None
 
 # Stands for "no value" where None is a value a user may store.
 _MISSING: Any = object()
+
+# Formats that decode without looking at the settings.
+_BUILTIN_FORMATS = frozenset({STR_FORMAT, BYTES_FORMAT, "pickle", "json"})
 
 #: Rows fetched per query while iterating over keys, values or items.
 ITERATION_CHUNK_SIZE = 1000
@@ -112,8 +122,13 @@ def decode_value(
     if serializer_name == INTEGER_FORMAT:
         return integer
     try:
-        serializer = serializer_by_name(serializer_name, *candidates)
-        return serializer.loads(bytes(data) if isinstance(data, memoryview) else data)
+        if isinstance(data, memoryview):
+            data = bytes(data)
+        if serializer_name == STR_FORMAT:
+            return data.decode()
+        if serializer_name == BYTES_FORMAT:
+            return data
+        return serializer_by_name(serializer_name, *candidates).loads(data)
     except BadSignatureError:
         raise BadSignatureError(
             f"the value of key {key!r} in store {store!r} failed its signature check "
@@ -236,27 +251,40 @@ class KeyVal:
 
     def _encode(self, key: str, value: Any) -> tuple[Any, Any, str]:
         """Return ``(bytes or None, int or None, serializer name)`` for ``value``."""
-        if type(value) is int and INT64_MIN <= value <= INT64_MAX:
+        value_type = type(value)
+        if value_type is int and INT64_MIN <= value <= INT64_MAX:
             return None, value, INTEGER_FORMAT
-        serializer = self._serializer()
-        try:
-            data = serializer.dumps(value)
-        except Exception as error:
-            raise SerializationError(
-                f"cannot store the value for key {key!r} in store {self._name!r} with the "
-                f"{serializer.name} serializer: {type(error).__name__}: {error}"
-            ) from error
+        data = None
+        if value_type is str:
+            try:
+                data, name = value.encode(), STR_FORMAT
+            except UnicodeEncodeError:
+                pass  # a lone surrogate: the serializer may still manage
+        elif value_type is bytes:
+            data, name = value, BYTES_FORMAT
+        if data is None:
+            serializer = self._serializer()
+            name = serializer.name
+            try:
+                data = serializer.dumps(value)
+            except Exception as error:
+                raise SerializationError(
+                    f"cannot store the value for key {key!r} in store {self._name!r} with the "
+                    f"{name} serializer: {type(error).__name__}: {error}"
+                ) from error
         limit = keyval_settings.MAX_VALUE_SIZE
         if len(data) > limit:
             raise ValueTooLargeError(
                 f"the value for key {key!r} in store {self._name!r} is {len(data)} bytes "
                 f"when serialized; the limit (KEYVAL_MAX_VALUE_SIZE) is {limit} bytes"
             )
-        return data, None, serializer.name
+        return data, None, name
 
     def _decode(self, key: str, data: Any, integer: Any, serializer_name: str) -> Any:
         if serializer_name == INTEGER_FORMAT:
             return integer
+        if serializer_name in _BUILTIN_FORMATS:
+            return decode_value(self._name, key, serializer_name, data, integer)
         return decode_value(self._name, key, serializer_name, data, integer, self._serializer())
 
     def _row(self, key: str, value: Any, expires: Any, now: Any) -> tuple[Any, ...]:

@@ -1,0 +1,702 @@
+"""The KeyVal API: the 0.1.2 contract, expiry, counters, bulk, listing, dict and async access."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import decimal
+import uuid
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.db import connections, transaction
+from django.test import TestCase, TransactionTestCase, override_settings
+from django.utils import timezone
+
+from django_keyval import exceptions
+from django_keyval.models import KeyVal, KeyValPair
+
+
+class Point:
+    """A user class, to show instances round-trip through pickle."""
+
+    def __init__(self, x: int, y: int) -> None:
+        self.x, self.y = x, y
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Point) and (self.x, self.y) == (other.x, other.y)
+
+
+VALUES: dict[str, Any] = {
+    "int": 42,
+    "negative": -(2**63),
+    "bigint": 2**100,
+    "float": 1.5,
+    "decimal": decimal.Decimal("3.14159265358979323846"),
+    "str": "héllo wörld ✓ 𝄞",
+    "empty-str": "",
+    "bytes": b"\x00\xffbinary",
+    "none": None,
+    "bool": True,
+    "tuple": (1, "two", 3.0),
+    "list": [1, [2, 3], {"four": 4}],
+    "dict": {"a": 1, 2: "b", (3, 4): None},
+    "set": {1, 2, 3},
+    "frozenset": frozenset({"x"}),
+    "datetime": datetime.datetime(2026, 11, 28, 12, 30, tzinfo=datetime.timezone.utc),
+    "date": datetime.date(2026, 1, 1),
+    "uuid": uuid.UUID("12345678-1234-5678-1234-567812345678"),
+    "instance": Point(1, 2),
+    "surrogate-str": "lone \ud800 surrogate",
+}
+
+
+def expire(store: str, key: str) -> None:
+    """Move a pair's expiry into the past, as if its timeout had run out."""
+    past = timezone.now() - datetime.timedelta(seconds=1)
+    KeyValPair.objects.filter(store=store, key=key).update(expires_at=past)
+
+
+class ContractTests(TestCase):
+    """Every behaviour of the 0.1.2 description."""
+
+    def setUp(self) -> None:
+        self.kv = KeyVal("tests.contract")
+
+    def test_connect_is_the_constructor(self) -> None:
+        kv = KeyVal.connect("tests.contract")
+        self.assertIsInstance(kv, KeyVal)
+        self.assertEqual(kv.name, "tests.contract")
+        self.kv.set("k", 1)
+        self.assertEqual(kv.get("k"), 1)
+        self.assertEqual(repr(kv), "<KeyVal 'tests.contract'>")
+
+    def test_every_value_type_round_trips(self) -> None:
+        for name, value in VALUES.items():
+            with self.subTest(name=name):
+                self.assertTrue(self.kv.set(name, value))
+                stored = self.kv.get(name)
+                self.assertEqual(stored, value)
+                self.assertIs(type(stored), type(value))
+
+    def test_set_reports_new_then_overwritten(self) -> None:
+        self.assertIs(self.kv.set("k", "one"), True)
+        self.assertIs(self.kv.set("k", "two"), False)
+        self.assertIs(self.kv.set("k", "two"), False)
+        self.assertEqual(self.kv.get("k"), "two")
+        self.assertEqual(KeyValPair.objects.filter(store="tests.contract").count(), 1)
+
+    def test_stores_are_independent(self) -> None:
+        other = KeyVal("tests.other")
+        self.kv.set("k", "mine")
+        self.assertFalse(other.exists("k"))
+        self.assertTrue(other.set("k", "theirs"))
+        self.assertEqual(self.kv.get("k"), "mine")
+        other.flush()
+        self.assertEqual(self.kv.get("k"), "mine")
+
+    def test_get_missing_raises_keyerror_subclass(self) -> None:
+        with self.assertRaises(KeyError) as raised:
+            self.kv.get("missing")
+        self.assertIsInstance(raised.exception, exceptions.KeyNotFoundError)
+        self.assertIsInstance(raised.exception, exceptions.KeyValError)
+        self.assertEqual(str(raised.exception), "key 'missing' not found in store 'tests.contract'")
+
+    def test_get_default(self) -> None:
+        self.assertIsNone(self.kv.get_default("missing"))
+        self.assertEqual(self.kv.get_default("missing", "fallback"), "fallback")
+        self.kv.set("k", None)
+        self.assertIsNone(self.kv.get_default("k", "fallback"))
+
+    def test_pop(self) -> None:
+        self.kv.set("k", [1, 2])
+        self.assertEqual(self.kv.pop("k"), [1, 2])
+        self.assertFalse(self.kv.exists("k"))
+        with self.assertRaises(exceptions.KeyNotFoundError):
+            self.kv.pop("k")
+
+    def test_pop_default(self) -> None:
+        self.kv.set("k", 7)
+        self.assertEqual(self.kv.pop_default("k", "d"), 7)
+        self.assertEqual(self.kv.pop_default("k", "d"), "d")
+        self.assertIsNone(self.kv.pop_default("k"))
+
+    def test_exists(self) -> None:
+        self.assertIs(self.kv.exists("k"), False)
+        self.kv.set("k", None)
+        self.assertIs(self.kv.exists("k"), True)
+
+    def test_delete(self) -> None:
+        self.kv.set("k", 1)
+        self.assertIs(self.kv.delete("k"), True)
+        with self.assertRaises(exceptions.KeyNotFoundError):
+            self.kv.delete("k")
+        self.assertIs(self.kv.delete("k", ignore_keyerror=True), False)
+
+    def test_flush_only_this_store(self) -> None:
+        other = KeyVal("tests.other")
+        for i in range(3):
+            self.kv.set(f"k{i}", i)
+        other.set("k0", "kept")
+        self.assertEqual(self.kv.flush(), 3)
+        self.assertEqual(self.kv.flush(), 0)  # an empty store does not raise
+        self.assertEqual(list(self.kv.keys()), [])
+        self.assertEqual(other.get("k0"), "kept")
+
+    def test_flush_all_on_class_and_instance(self) -> None:
+        self.kv.set("a", 1)
+        KeyVal("tests.other").set("b", 2)
+        self.assertEqual(KeyVal.flush_all(), 2)
+        self.assertFalse(KeyValPair.objects.exists())
+        self.kv.set("a", 1)
+        self.assertEqual(self.kv.flush_all(), 1)
+
+    def test_disconnect(self) -> None:
+        self.kv.set("k", "v")
+        self.kv.disconnect()
+        self.assertFalse(self.kv.connected)
+        self.assertIn("disconnected", repr(self.kv))
+        calls = [
+            lambda: self.kv.get("k"),
+            lambda: self.kv.get_default("k"),
+            lambda: self.kv.set("k", 1),
+            lambda: self.kv.pop("k"),
+            lambda: self.kv.pop_default("k"),
+            lambda: self.kv.exists("k"),
+            lambda: self.kv.delete("k"),
+            lambda: self.kv.flush(),
+            lambda: self.kv.add("k", 1),
+            lambda: self.kv.incr("n"),
+            lambda: self.kv.touch("k", 5),
+            lambda: self.kv.expires_at("k"),
+            lambda: self.kv.get_many(["k"]),
+            lambda: self.kv.set_many({"k": 1}),
+            lambda: self.kv.delete_many(["k"]),
+            lambda: list(self.kv.keys()),
+            lambda: len(self.kv),
+            lambda: self.kv.stores(),
+            lambda: self.kv.cull(),
+            lambda: self.kv.disconnect(),
+            lambda: self.kv["k"],
+        ]
+        for call in calls:
+            with self.subTest(call=call), self.assertRaises(NameError) as raised:
+                call()
+            self.assertIsInstance(raised.exception, exceptions.StoreDisconnectedError)
+        # The data is still there for a new connection, and flush_all still works.
+        self.assertEqual(KeyVal("tests.contract").get("k"), "v")
+        self.assertEqual(self.kv.flush_all(), 1)
+
+    def test_disconnect_with_the_store_name(self) -> None:
+        with self.assertRaises(exceptions.InvalidKeyError):
+            self.kv.disconnect("another.store")
+        self.assertTrue(self.kv.connected)
+        self.kv.disconnect("tests.contract")
+        self.assertFalse(self.kv.connected)
+
+    def test_many_stores_connected_at_once(self) -> None:
+        stores = [KeyVal(f"tests.many.{i}") for i in range(10)]
+        for i, kv in enumerate(stores):
+            kv.set("k", i)
+        self.assertEqual([kv.get("k") for kv in stores], list(range(10)))
+
+
+class ExpiryTests(TestCase):
+    def setUp(self) -> None:
+        self.kv = KeyVal("tests.expiry")
+
+    def test_timeout_forms(self) -> None:
+        before = timezone.now()
+        self.kv.set("seconds", 1, timeout=60)
+        self.kv.set("float", 1, timeout=0.5)
+        self.kv.set("delta", 1, timeout=datetime.timedelta(hours=1))
+        self.kv.set("never", 1)
+        after = timezone.now()
+        expires = self.kv.expires_at("seconds")
+        assert expires is not None
+        self.assertTrue(timezone.is_aware(expires))
+        self.assertTrue(before + datetime.timedelta(seconds=60) <= expires)
+        self.assertTrue(expires <= after + datetime.timedelta(seconds=60))
+        delta = self.kv.expires_at("delta")
+        assert delta is not None
+        self.assertAlmostEqual((delta - before).total_seconds(), 3600, delta=5)
+        self.assertIsNone(self.kv.expires_at("never"))
+        with self.assertRaises(exceptions.KeyNotFoundError):
+            self.kv.expires_at("missing")
+
+    def test_real_short_timeout(self) -> None:
+        self.kv.set("k", "v", timeout=0.05)
+        self.assertEqual(self.kv.get("k"), "v")
+        import time
+
+        time.sleep(0.1)
+        self.assertFalse(self.kv.exists("k"))
+
+    def test_zero_timeout_expires_at_once(self) -> None:
+        self.kv.set("k", "v", timeout=0)
+        self.assertFalse(self.kv.exists("k"))
+
+    def test_expired_pair_is_missing_everywhere(self) -> None:
+        self.kv.set("gone", "old", timeout=60)
+        self.kv.set("here", "new")
+        expire("tests.expiry", "gone")
+        self.assertFalse(self.kv.exists("gone"))
+        self.assertIsNone(self.kv.get_default("gone"))
+        with self.assertRaises(exceptions.KeyNotFoundError):
+            self.kv.get("gone")
+        self.assertEqual(self.kv.pop_default("gone", "d"), "d")
+        self.assertFalse(self.kv.delete("gone", ignore_keyerror=True))
+        self.assertFalse(self.kv.touch("gone", 60))
+        with self.assertRaises(exceptions.KeyNotFoundError):
+            self.kv.expires_at("gone")
+        self.assertEqual(len(self.kv), 1)
+        self.assertEqual(list(self.kv), ["here"])
+        self.assertEqual(list(self.kv.items()), [("here", "new")])
+        self.assertEqual(self.kv.get_many(["gone", "here"]), {"here": "new"})
+        self.assertEqual(self.kv.delete_many(["gone"]), 0)
+        self.assertNotIn("gone", self.kv)
+        expire("tests.expiry", "here")
+        self.assertEqual(KeyVal.stores(), [])
+
+    def test_set_over_expired_pair_is_new(self) -> None:
+        self.kv.set("k", "old", timeout=60)
+        expire("tests.expiry", "k")
+        self.assertIs(self.kv.set("k", "new"), True)
+        self.assertIsNone(self.kv.expires_at("k"))
+        self.assertIs(self.kv.set("k", "newer"), False)
+
+    def test_set_replaces_timeout(self) -> None:
+        self.kv.set("k", 1, timeout=60)
+        self.kv.set("k", 2)
+        self.assertIsNone(self.kv.expires_at("k"))
+
+    def test_add(self) -> None:
+        self.assertIs(self.kv.add("k", "first"), True)
+        self.assertIs(self.kv.add("k", "second"), False)
+        self.assertEqual(self.kv.get("k"), "first")
+        self.assertIs(self.kv.set("k", "third"), False)
+
+    def test_add_over_expired_pair(self) -> None:
+        self.kv.set("k", "old", timeout=60)
+        expire("tests.expiry", "k")
+        self.assertIs(self.kv.add("k", "new", timeout=30), True)
+        self.assertEqual(self.kv.get("k"), "new")
+        self.assertIsNotNone(self.kv.expires_at("k"))
+        self.assertIs(self.kv.add("k", "newer"), False)
+        self.assertEqual(self.kv.get("k"), "new")
+
+    def test_touch(self) -> None:
+        self.kv.set("k", "v")
+        self.assertIs(self.kv.touch("k", 60), True)
+        self.assertIsNotNone(self.kv.expires_at("k"))
+        self.assertIs(self.kv.touch("k", None), True)
+        self.assertIsNone(self.kv.expires_at("k"))
+        self.assertIs(self.kv.touch("missing", 60), False)
+        self.assertEqual(self.kv.get("k"), "v")
+
+    def test_cull_removes_only_expired_pairs(self) -> None:
+        for i in range(5):
+            self.kv.set(f"timed{i}", i, timeout=60)
+            self.kv.set(f"durable{i}", i)
+        for i in range(3):
+            expire("tests.expiry", f"timed{i}")
+        with override_settings(KEYVAL_CULL_BATCH_SIZE=2):
+            self.assertEqual(KeyVal.cull(), 3)
+        self.assertEqual(KeyValPair.objects.count(), 7)
+        self.assertEqual(self.kv.cull(), 0)
+
+    def test_cull_statements_are_bounded(self) -> None:
+        for i in range(10):
+            self.kv.set(f"k{i}", i, timeout=60)
+            expire("tests.expiry", f"k{i}")
+        # Batches of 4: 4 + 4 + 2 rows, and the short batch ends the loop.
+        with override_settings(KEYVAL_CULL_BATCH_SIZE=4), self.assertNumQueries(3):
+            self.assertEqual(KeyVal.cull(), 10)
+
+    @override_settings(KEYVAL_CULL_EVERY=3, KEYVAL_CULL_BATCH_SIZE=100)
+    def test_writes_with_timeout_cull_as_they_go(self) -> None:
+        from django_keyval import store
+
+        store._timed_writes = 0
+        self.kv.set("old", 1, timeout=60)
+        expire("tests.expiry", "old")
+        self.kv.set("durable", 1)  # durable writes do not count
+        self.kv.set("a", 1, timeout=60)
+        self.assertTrue(KeyValPair.objects.filter(key="old").exists())
+        with self.assertNumQueries(2):  # the write, then one bounded cull
+            self.kv.add("b", 1, timeout=60)
+        self.assertFalse(KeyValPair.objects.filter(key="old").exists())
+        self.assertEqual(sorted(self.kv), ["a", "b", "durable"])
+
+    def test_timeout_validation(self) -> None:
+        for bad in (-1, -0.001, float("nan"), float("inf"), datetime.timedelta(seconds=-1), 1e300):
+            with self.subTest(timeout=bad), self.assertRaises(ValueError) as raised:
+                self.kv.set("k", 1, timeout=bad)
+            self.assertIsInstance(raised.exception, exceptions.InvalidTimeoutError)
+        for bad in ("10", True, [1]):
+            with self.subTest(timeout=bad), self.assertRaises(TypeError):
+                self.kv.set("k", 1, timeout=bad)  # type: ignore[arg-type]
+        self.assertFalse(KeyValPair.objects.exists())
+
+
+class CounterTests(TestCase):
+    def setUp(self) -> None:
+        self.kv = KeyVal("tests.counters")
+
+    def test_missing_key_starts_from_zero(self) -> None:
+        self.assertEqual(self.kv.incr("hits"), 1)
+        self.assertEqual(self.kv.incr("hits", 10), 11)
+        self.assertEqual(self.kv.decr("hits", 3), 8)
+        self.assertEqual(self.kv.decr("fresh"), -1)
+        self.assertEqual(self.kv.get("hits"), 8)
+
+    def test_incr_of_set_integer(self) -> None:
+        self.kv.set("n", 41)
+        self.assertEqual(self.kv.incr("n"), 42)
+        self.assertEqual(self.kv.incr("n", -50), -8)
+
+    def test_incr_keeps_expiry_and_restarts_expired(self) -> None:
+        self.kv.set("n", 5, timeout=60)
+        expires = self.kv.expires_at("n")
+        self.assertEqual(self.kv.incr("n"), 6)
+        self.assertEqual(self.kv.expires_at("n"), expires)
+        expire("tests.counters", "n")
+        self.assertEqual(self.kv.incr("n"), 1)
+        self.assertIsNone(self.kv.expires_at("n"))
+
+    def test_incr_of_non_integer_raises_and_keeps_value(self) -> None:
+        for value in ("5", 5.0, True, [1], 2**70, None):
+            with self.subTest(value=value):
+                self.kv.set("v", value)
+                with self.assertRaises(TypeError) as raised:
+                    self.kv.incr("v")
+                self.assertIsInstance(raised.exception, exceptions.NotAnIntegerError)
+                self.assertIn("'v'", str(raised.exception))
+                self.assertEqual(self.kv.get("v"), value)
+        self.assertEqual(self.kv.incr("after"), 1)  # the connection is still usable
+
+    def test_overflow(self) -> None:
+        self.kv.set("max", 2**63 - 1)
+        self.kv.set("min", -(2**63))
+        with self.assertRaises(exceptions.CounterOverflowError):
+            self.kv.incr("max")
+        with self.assertRaises(exceptions.CounterOverflowError):
+            self.kv.decr("min")
+        with self.assertRaises(exceptions.CounterOverflowError):
+            self.kv.incr("x", 2**63)
+        self.assertEqual(self.kv.get("max"), 2**63 - 1)
+        self.assertEqual(self.kv.get("min"), -(2**63))
+        self.assertFalse(self.kv.exists("x"))
+        self.assertEqual(self.kv.decr("max"), 2**63 - 2)
+
+    def test_delta_must_be_int(self) -> None:
+        for delta in (1.0, "1", True, None):
+            with self.subTest(delta=delta), self.assertRaises(TypeError):
+                self.kv.incr("n", delta)  # type: ignore[arg-type]
+            with self.subTest(delta=delta), self.assertRaises(TypeError):
+                self.kv.decr("n", delta)  # type: ignore[arg-type]
+        self.assertFalse(self.kv.exists("n"))
+
+
+class BulkAndListingTests(TestCase):
+    def setUp(self) -> None:
+        self.kv = KeyVal("tests.bulk")
+
+    def test_get_many(self) -> None:
+        self.kv.set_many({"a": 1, "b": [2], "c": "three"})
+        self.assertEqual(self.kv.get_many(["a", "c", "missing", "a"]), {"a": 1, "c": "three"})
+        self.assertEqual(self.kv.get_many([]), {})
+        self.assertEqual(self.kv.get_many(iter(["b"])), {"b": [2]})
+
+    def test_set_many_overwrites_and_sets_timeout(self) -> None:
+        self.kv.set("a", "old")
+        self.kv.set_many({"a": "new", "b": "fresh"}, timeout=60)
+        self.assertEqual(self.kv.get_many(["a", "b"]), {"a": "new", "b": "fresh"})
+        self.assertIsNotNone(self.kv.expires_at("a"))
+        self.kv.set_many({})
+        self.assertIs(self.kv.set("b", "again"), False)
+
+    def test_set_many_revives_expired_pairs_as_new(self) -> None:
+        self.kv.set("a", "old", timeout=60)
+        expire("tests.bulk", "a")
+        self.kv.set_many({"a": "new"})
+        self.assertEqual(KeyValPair.objects.get(store="tests.bulk", key="a").version, 1)
+        self.assertIs(self.kv.set("a", "newer"), False)
+
+    def test_large_batches(self) -> None:
+        mapping = {f"key{i:05}": i for i in range(2500)}
+        self.kv.set_many(mapping)
+        self.assertEqual(len(self.kv), 2500)
+        self.assertEqual(self.kv.get_many(list(mapping)), mapping)
+        self.assertEqual(list(self.kv.keys()), sorted(mapping))
+        self.assertEqual(self.kv.delete_many(list(mapping)[:1200]), 1200)
+        self.assertEqual(len(self.kv), 1300)
+
+    def test_delete_many(self) -> None:
+        self.kv.set_many({"a": 1, "b": 2, "c": 3})
+        self.assertEqual(self.kv.delete_many(["a", "b", "zzz"]), 2)
+        self.assertEqual(self.kv.delete_many([]), 0)
+        self.assertEqual(list(self.kv.keys()), ["c"])
+
+    def test_many_rejects_a_single_string(self) -> None:
+        with self.assertRaises(TypeError):
+            self.kv.get_many("abc")
+        with self.assertRaises(TypeError):
+            self.kv.delete_many("abc")
+        with self.assertRaises(TypeError):
+            self.kv.set_many([("a", 1)])  # type: ignore[arg-type]
+
+    def test_keys_values_items_in_code_point_order(self) -> None:
+        keys = ["b", "a", "B", "A", "a ", "é", "e", "Z", "z", "𝄞", "\uffff", "10", "9"]
+        self.kv.set_many({key: key * 2 for key in keys})
+        self.assertEqual(list(self.kv.keys()), sorted(keys))
+        self.assertEqual(list(self.kv.values()), [key * 2 for key in sorted(keys)])
+        self.assertEqual(list(self.kv.items()), [(key, key * 2) for key in sorted(keys)])
+
+    def test_case_accents_and_trailing_spaces_make_different_keys(self) -> None:
+        for key in ("key", "Key", "KEY", "kéy", "key ", "key  "):
+            with self.subTest(key=key):
+                self.assertTrue(self.kv.set(key, key))
+        for key in ("key", "Key", "KEY", "kéy", "key ", "key  "):
+            self.assertEqual(self.kv.get(key), key)
+        self.assertEqual(len(self.kv), 6)
+
+    def test_prefix_is_literal(self) -> None:
+        keys = ["user:1", "user:2", "user_1", "user%1", "users", "usex", "use", "%", "_x", "USER:3"]
+        self.kv.set_many(dict.fromkeys(keys, 0))
+        self.assertEqual(list(self.kv.keys("user:")), ["user:1", "user:2"])
+        self.assertEqual(list(self.kv.keys("user_")), ["user_1"])
+        self.assertEqual(list(self.kv.keys("user%")), ["user%1"])
+        self.assertEqual(list(self.kv.keys("%")), ["%"])
+        self.assertEqual(list(self.kv.keys("_")), ["_x"])
+        self.assertEqual(list(self.kv.keys("user")), sorted(["user:1", "user:2", "user_1", "user%1", "users"]))
+        self.assertEqual(list(self.kv.items("users")), [("users", 0)])
+        self.assertEqual(list(self.kv.values("nothing")), [])
+
+    def test_prefix_ending_in_the_last_code_points(self) -> None:
+        keys = ["a\U0010ffff", "a\U0010ffffb", "a\ud7ff", "a\ud7ffz", "a\ue000", "b"]
+        self.kv.set_many(dict.fromkeys(keys, 1))
+        self.assertEqual(list(self.kv.keys("a\U0010ffff")), ["a\U0010ffff", "a\U0010ffffb"])
+        self.assertEqual(list(self.kv.keys("a\ud7ff")), ["a\ud7ff", "a\ud7ffz"])
+        self.assertEqual(list(self.kv.keys("\U0010ffff")), [])
+
+    def test_iteration_pages_through_the_store(self) -> None:
+        from django_keyval import store
+
+        mapping = {f"k{i:04}": i for i in range(25)}
+        self.kv.set_many(mapping)
+        original = store.ITERATION_CHUNK_SIZE
+        store.ITERATION_CHUNK_SIZE = 10
+        try:
+            with self.assertNumQueries(3):  # 10 + 10 + 5 rows
+                self.assertEqual(list(self.kv.keys()), sorted(mapping))
+            with self.assertNumQueries(3):
+                self.assertEqual(dict(self.kv.items()), mapping)
+        finally:
+            store.ITERATION_CHUNK_SIZE = original
+
+    def test_iteration_is_lazy(self) -> None:
+        self.kv.set_many({"a": 1, "b": 2})
+        with self.assertNumQueries(0):
+            keys = self.kv.keys()
+        with self.assertNumQueries(1):
+            self.assertEqual(next(keys), "a")
+
+    def test_stores(self) -> None:
+        self.assertEqual(KeyVal.stores(), [])
+        KeyVal("b.store").set("k", 1)
+        KeyVal("a.store").set("k", 1)
+        KeyVal("a.store").set("k2", 1)
+        self.assertEqual(KeyVal.stores(), ["a.store", "b.store"])
+        self.assertEqual(self.kv.stores(), ["a.store", "b.store"])
+
+    def test_count(self) -> None:
+        self.assertEqual(self.kv.count(), 0)
+        self.kv.set_many({"a": 1, "b": 2})
+        self.assertEqual(self.kv.count(), 2)
+        self.assertEqual(len(self.kv), 2)
+
+
+class DictStyleTests(TestCase):
+    def test_dict_style_access(self) -> None:
+        kv = KeyVal("tests.dict")
+        kv["a"] = {"x": 1}
+        self.assertEqual(kv["a"], {"x": 1})
+        self.assertIn("a", kv)
+        self.assertNotIn("b", kv)
+        self.assertEqual(len(kv), 1)
+        self.assertEqual(list(kv), ["a"])
+        del kv["a"]
+        with self.assertRaises(KeyError):
+            kv["a"]
+        with self.assertRaises(KeyError):
+            del kv["a"]
+        with self.assertRaises(TypeError):
+            1 in kv  # noqa: B015
+
+
+class QueryCountTests(TestCase):
+    """Each single-key operation is one statement; bulk ones a constant number."""
+
+    def setUp(self) -> None:
+        self.kv = KeyVal("tests.queries")
+        self.kv.set("k", "v")
+        self.kv.set("n", 1)
+
+    def test_single_statements(self) -> None:
+        operations = {
+            "set new": lambda: self.kv.set("new", [1]),
+            "set overwrite": lambda: self.kv.set("k", "w", timeout=60),
+            "get": lambda: self.kv.get("k"),
+            "get miss": lambda: self.kv.get_default("missing"),
+            "exists": lambda: self.kv.exists("k"),
+            "add": lambda: self.kv.add("k", 1),
+            "incr": lambda: self.kv.incr("n"),
+            "touch": lambda: self.kv.touch("k", 5),
+            "expires_at": lambda: self.kv.expires_at("k"),
+            "pop": lambda: self.kv.pop("new"),
+            "delete": lambda: self.kv.delete("k"),
+            "count": lambda: len(self.kv),
+            "flush": lambda: self.kv.flush(),
+            "flush_all": lambda: KeyVal.flush_all(),
+            "stores": lambda: KeyVal.stores(),
+        }
+        for name, operation in operations.items():
+            with self.subTest(operation=name), self.assertNumQueries(1):
+                operation()
+
+    def test_bulk_statements(self) -> None:
+        mapping = {f"k{i}": i for i in range(100)}
+        # One statement inside the transaction (here a savepoint of the test's).
+        with self.assertNumQueries(3):
+            self.kv.set_many(mapping)
+        with self.assertNumQueries(1):
+            self.assertEqual(len(self.kv.get_many(list(mapping))), 100)
+        with self.assertNumQueries(3):
+            self.assertEqual(self.kv.delete_many(list(mapping)), 100)
+
+    def test_invalid_input_costs_no_query(self) -> None:
+        with self.assertNumQueries(0):
+            for call in (
+                lambda: self.kv.get(1),  # type: ignore[arg-type]
+                lambda: self.kv.set("x" * 501, 1),
+                lambda: self.kv.set("k", lambda: None),
+                lambda: self.kv.set("k", 1, timeout=-1),
+                lambda: self.kv.set_many({"a": 1, "b": lambda: None}),
+            ):
+                with self.assertRaises(exceptions.KeyValError):
+                    call()
+
+
+class TransactionTests(TransactionTestCase):
+    def test_operations_roll_back_with_the_callers_transaction(self) -> None:
+        kv = KeyVal("tests.tx")
+        kv.set("kept", 1)
+        with self.assertRaises(RuntimeError):
+            with transaction.atomic():
+                kv.set("kept", 2)
+                kv.set("new", 1)
+                kv.incr("counter")
+                kv.pop("kept")
+                kv.set_many({"a": 1})
+                raise RuntimeError
+        self.assertEqual(kv.get("kept"), 1)
+        self.assertEqual(list(kv.keys()), ["kept"])
+
+    def test_set_many_is_all_or_nothing(self) -> None:
+        kv = KeyVal("tests.tx")
+        kv.set("a", "old")
+        with self.assertRaises(exceptions.SerializationError):
+            kv.set_many({"a": "new", "b": 1, "c": lambda: None, "d": 4})
+        self.assertEqual(dict(kv.items()), {"a": "old"})
+
+
+class DatabaseChoiceTests(TestCase):
+    databases = {"default", "other"}
+
+    def test_using(self) -> None:
+        here, there = KeyVal("tests.db"), KeyVal("tests.db", using="other")
+        self.assertEqual(there.using, "other")
+        there.set("k", "other db")
+        self.assertFalse(here.exists("k"))
+        self.assertEqual(there.get("k"), "other db")
+        self.assertTrue(KeyValPair.objects.using("other").filter(key="k").exists())
+        self.assertEqual(KeyVal.stores(using="other"), ["tests.db"])
+        self.assertEqual(there.stores(), ["tests.db"])
+        self.assertEqual(there.flush_all(), 1)
+
+    def test_unknown_alias(self) -> None:
+        with self.assertRaises(exceptions.InvalidKeyError):
+            KeyVal("tests.db", using="nowhere")
+        with self.assertRaises(TypeError):
+            KeyVal("tests.db", using=1)  # type: ignore[arg-type]
+
+    def test_routers_decide_without_using(self) -> None:
+        class OtherRouter:
+            def db_for_read(self, model: Any, **hints: Any) -> str:
+                return "other"
+
+            def db_for_write(self, model: Any, **hints: Any) -> str:
+                return "other"
+
+        from django.db import router
+
+        original = router.routers
+        router.routers = [OtherRouter()]
+        try:
+            kv = KeyVal("tests.routed")
+            kv.set("k", 1)
+            self.assertEqual(kv.get("k"), 1)
+        finally:
+            router.routers = original
+        self.assertTrue(KeyValPair.objects.using("other").filter(store="tests.routed").exists())
+        self.assertFalse(KeyValPair.objects.using("default").filter(store="tests.routed").exists())
+
+
+class AsyncTests(TestCase):
+    async def test_async_twins(self) -> None:
+        kv = KeyVal("tests.async")
+        self.assertTrue(await kv.aset("k", {"v": 1}))
+        self.assertEqual(await kv.aget("k"), {"v": 1})
+        self.assertEqual(await kv.aget_default("missing", 3), 3)
+        self.assertTrue(await kv.aexists("k"))
+        self.assertTrue(await kv.aadd("a", 1, 60))
+        self.assertTrue(await kv.atouch("a", 120))
+        self.assertIsNotNone(await kv.aexpires_at("a"))
+        self.assertEqual(await kv.aincr("n", 5), 5)
+        self.assertEqual(await kv.adecr("n", 2), 3)
+        await kv.aset_many({"m1": 1, "m2": 2})
+        self.assertEqual(await kv.aget_many(["m1", "m2"]), {"m1": 1, "m2": 2})
+        self.assertEqual(await kv.acount(), 5)
+        self.assertEqual([key async for key in kv.akeys("m")], ["m1", "m2"])
+        self.assertEqual([value async for value in kv.avalues("m")], [1, 2])
+        self.assertEqual([item async for item in kv.aitems("m")], [("m1", 1), ("m2", 2)])
+        self.assertEqual(await kv.adelete_many(["m1", "m2"]), 2)
+        self.assertEqual(await KeyVal.astores(), ["tests.async"])
+        self.assertEqual(await kv.apop("k"), {"v": 1})
+        self.assertEqual(await kv.apop_default("k", "d"), "d")
+        self.assertTrue(await kv.adelete("a"))
+        with self.assertRaises(KeyError):
+            await kv.aget("k")
+        self.assertEqual(await kv.acull(), 0)
+        self.assertEqual(await kv.aflush(), 1)
+        await kv.aset("x", 1)
+        self.assertEqual(await KeyVal.aflush_all(), 1)
+
+
+
+class AsyncioRunTests(TransactionTestCase):
+    # asyncio.run() runs sync_to_async calls in a thread of their own, with a
+    # connection of their own: the data must be committed, not in a test transaction.
+    def test_async_under_asyncio_run(self) -> None:
+        kv = KeyVal("tests.async")
+
+        async def main() -> list[Any]:
+            await kv.aset("a", 1)
+            try:
+                return await asyncio.gather(kv.aget("a"), kv.aexists("a"), kv.aget_default("b"))
+            finally:
+                # Close the connection of the thread sync_to_async used.
+                await sync_to_async(connections.close_all)()
+
+        self.assertEqual(asyncio.run(main()), [1, True, None])
