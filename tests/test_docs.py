@@ -1,0 +1,146 @@
+"""The API reference (docs/api.rst) names every public method and exception.
+
+The reference lists methods one by one (``.. automethod::``) so that the page
+can group them; these tests catch a method or an exception added to the code
+but not to the page, and an entry left on the page after its method went.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+from django.test import SimpleTestCase
+
+from django_keyval import exceptions
+from django_keyval.models import KeyVal
+
+API_PAGE = Path(__file__).resolve().parent.parent / "docs" / "api.rst"
+
+# ``.. automethod:: set`` inside ``.. autoclass:: django_keyval.models.KeyVal``,
+# or written out in full; the same for properties and attributes.
+_MEMBER_DIRECTIVE = re.compile(
+    r"^\s*\.\. auto(?:method|property|attribute)::\s+"
+    r"(?:django_keyval\.models\.KeyVal\.)?(?P<name>\w+)\s*$",
+    re.MULTILINE,
+)
+_EXCEPTION_DIRECTIVE = re.compile(
+    r"^\s*\.\. autoexception::\s+django_keyval\.exceptions\.(?P<name>\w+)\s*$", re.MULTILINE
+)
+_KEYVAL_CLASS = re.compile(
+    r"^\.\. autoclass:: django_keyval\.models\.KeyVal\s*$(?P<body>.*?)(?=^\S)",
+    re.MULTILINE | re.DOTALL,
+)
+
+
+def public_members(cls: type) -> set[str]:
+    """Names of the public attributes of ``cls``: methods, async twins, properties."""
+    return {name for name in dir(cls) if not name.startswith("_")}
+
+
+def public_exceptions() -> set[str]:
+    """Names of the exception classes defined in :mod:`django_keyval.exceptions`."""
+    return {
+        name
+        for name, value in vars(exceptions).items()
+        if inspect.isclass(value)
+        and issubclass(value, BaseException)
+        and value.__module__ == exceptions.__name__
+        and not name.startswith("_")
+    }
+
+
+def documented_members(page: str) -> set[str]:
+    """Names documented under the ``KeyVal`` autoclass of ``page``."""
+    match = _KEYVAL_CLASS.search(page)
+    if match is None:
+        return set()
+    return {m["name"] for m in _MEMBER_DIRECTIVE.finditer(match["body"])}
+
+
+def documented_exceptions(page: str) -> set[str]:
+    """Names of the exceptions ``page`` renders with ``autoexception``."""
+    return {m["name"] for m in _EXCEPTION_DIRECTIVE.finditer(page)}
+
+
+class ReferenceCoverageTests(SimpleTestCase):
+    """docs/api.rst against the code."""
+
+    page = API_PAGE.read_text(encoding="utf-8")
+
+    def test_every_public_keyval_member_is_documented(self) -> None:
+        missing = public_members(KeyVal) - documented_members(self.page)
+        self.assertEqual(
+            missing,
+            set(),
+            f"add an '.. automethod::' (or autoproperty) line to {API_PAGE} for each",
+        )
+
+    def test_no_documented_member_is_stale(self) -> None:
+        stale = documented_members(self.page) - public_members(KeyVal)
+        self.assertEqual(stale, set(), f"{API_PAGE} documents members KeyVal no longer has")
+
+    def test_async_twins_are_covered(self) -> None:
+        # The twins are the easiest to forget; name a few so that a parser
+        # that found nothing at all cannot pass.
+        documented = documented_members(self.page)
+        for name in ("aget", "aset", "aflush_all", "akeys", "acull", "astores"):
+            with self.subTest(name=name):
+                self.assertIn(name, documented)
+
+    def test_every_exception_is_documented(self) -> None:
+        missing = public_exceptions() - documented_exceptions(self.page)
+        self.assertEqual(
+            missing, set(), f"add an '.. autoexception::' line to {API_PAGE} for each"
+        )
+
+    def test_no_documented_exception_is_stale(self) -> None:
+        stale = documented_exceptions(self.page) - public_exceptions()
+        self.assertEqual(stale, set())
+
+    def test_every_documented_member_has_a_docstring(self) -> None:
+        # autodoc renders an empty entry for a member without one.
+        for name in sorted(documented_members(self.page)):
+            with self.subTest(name=name):
+                self.assertTrue(inspect.getdoc(getattr(KeyVal, name)), f"KeyVal.{name}")
+
+
+class ParserTests(SimpleTestCase):
+    """The parsing above notices what is missing (so the tests above can fail)."""
+
+    page = """\
+.. autoclass:: django_keyval.models.KeyVal
+   :no-members:
+
+   .. automethod:: get
+   .. autoproperty:: name
+   .. automethod:: django_keyval.models.KeyVal.aget
+
+.. automethod:: django_keyval.models.KeyVal.set_elsewhere
+
+.. autoexception:: django_keyval.exceptions.KeyValError
+"""
+
+    def test_members_are_read_from_the_keyval_class_only(self) -> None:
+        self.assertEqual(documented_members(self.page), {"get", "name", "aget"})
+
+    def test_a_member_left_out_is_reported(self) -> None:
+        class Store:
+            def get(self) -> None: ...
+
+            async def aget(self) -> None: ...
+
+            def pop(self) -> None: ...
+
+            @property
+            def name(self) -> str: ...
+
+        self.assertEqual(public_members(Store) - documented_members(self.page), {"pop"})
+
+    def test_exceptions_are_read(self) -> None:
+        self.assertEqual(documented_exceptions(self.page), {"KeyValError"})
+        self.assertIn("KeyNotFoundError", public_exceptions() - documented_exceptions(self.page))
+
+    def test_a_page_without_the_class_documents_nothing(self) -> None:
+        self.assertEqual(documented_members("Nothing here.\n"), set())
