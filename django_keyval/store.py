@@ -504,10 +504,10 @@ class KeyVal:
     def _keys_list(self, keys: Iterable[str]) -> list[str]:
         if isinstance(keys, (str, bytes)):
             raise ArgumentTypeError("keys must be an iterable of str, not a single str")
-        unique = list(dict.fromkeys(keys))
-        for key in unique:
+        key_list = list(keys)
+        for key in key_list:
             _check_key(key)
-        return unique
+        return list(dict.fromkeys(key_list))
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """Return ``{key: value}`` for those of ``keys`` that exist, in one query per 1000 keys."""

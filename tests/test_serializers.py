@@ -1,0 +1,231 @@
+"""Serializers, signed pickles and tamper evidence."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+from typing import Any
+
+from django.db import connection
+from django.test import TestCase, override_settings
+from django.utils.crypto import salted_hmac
+
+from django_keyval import exceptions
+from django_keyval.models import KeyVal, KeyValPair
+from django_keyval.serializers import (
+    JSONSerializer,
+    PickleSerializer,
+    get_serializer,
+    serializer_by_name,
+)
+
+
+class ReversedJSONSerializer:
+    """A custom serializer for the tests: JSON, stored back to front."""
+
+    name = "reversed-json"
+
+    def dumps(self, value: Any) -> bytes:
+        return json.dumps(value).encode()[::-1]
+
+    def loads(self, data: bytes) -> Any:
+        return json.loads(data[::-1])
+
+
+class NamelessSerializer:
+    def dumps(self, value: Any) -> bytes:
+        return b""
+
+    def loads(self, data: bytes) -> Any:
+        return None
+
+
+class ReservedNameSerializer(ReversedJSONSerializer):
+    name = "INT"
+
+
+class CreateFile:
+    """Unpickling this creates a file: what an attacker's pickle could do."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> Any:
+        return (open, (self.path, "w"))
+
+
+def write_raw(store: str, key: str, data: bytes, serializer: str = "pickle") -> None:
+    """Overwrite a row's bytes with raw SQL, as someone with database access could."""
+    table = connection.ops.quote_name(KeyValPair._meta.db_table)
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET {quote('value')} = %s, {quote('serializer')} = %s, "
+            f"{quote('integer_value')} = NULL WHERE {quote('store')} = %s AND {quote('key')} = %s",
+            [data, serializer, store, key],
+        )
+
+
+class PickleSigningTests(TestCase):
+    def test_signature_is_salted_hmac_of_secret_key(self) -> None:
+        data = PickleSerializer().dumps({"a": 1})
+        payload = pickle.dumps({"a": 1}, pickle.HIGHEST_PROTOCOL)
+        expected = salted_hmac(
+            "django_keyval.serializers.PickleSerializer", payload, algorithm="sha256"
+        ).digest()
+        self.assertEqual(data, expected + payload)
+
+    def test_tampered_pickle_is_never_unpickled(self) -> None:
+        kv = KeyVal("tests.tamper")
+        with tempfile.TemporaryDirectory() as directory:
+            path = os.path.join(directory, "pwned")
+            evil = pickle.dumps(CreateFile(path))
+            kv.set("victim", {"safe": True})
+            kv.set("other", [1])
+            for data in (b"\x00" * 32 + evil, evil, b""):
+                write_raw("tests.tamper", "victim", data)
+                for call in (
+                    lambda: kv.get("victim"),
+                    lambda: kv.get_default("victim", "default"),
+                    lambda: kv.pop("victim"),
+                    lambda: kv.pop_default("victim"),
+                    lambda: kv.get_many(["victim", "other"]),
+                    lambda: list(kv.items()),
+                    lambda: list(kv.values()),
+                    lambda: KeyValPair.objects.get(key="victim").decoded_value(),
+                ):
+                    with self.subTest(data=data[:8], call=call):
+                        with self.assertRaises(exceptions.BadSignatureError) as raised:
+                            call()
+                        self.assertIsInstance(raised.exception, exceptions.KeyValError)
+                        message = str(raised.exception)
+                        self.assertIn("'victim'", message)
+                        self.assertIn("'tests.tamper'", message)
+                        self.assertFalse(os.path.exists(path))
+                # A failed pop puts the bytes back; the other pair is untouched.
+                self.assertTrue(KeyValPair.objects.filter(key="victim").exists())
+                self.assertEqual(kv.get("other"), [1])
+
+    def test_pickle_signed_with_another_secret_is_refused(self) -> None:
+        kv = KeyVal("tests.tamper")
+        with override_settings(SECRET_KEY="some-other-secret-key-entirely"):
+            kv.set("k", {"v": 1})
+        with self.assertRaises(exceptions.BadSignatureError):
+            kv.get("k")
+
+    def test_key_rotation_with_fallbacks(self) -> None:
+        kv = KeyVal("tests.rotation")
+        with override_settings(SECRET_KEY="old-secret-key-value"):
+            kv.set("k", {"v": 1})
+            kv.set("kept", {"v": 2})
+        with override_settings(SECRET_KEY="new-secret-key-value", SECRET_KEY_FALLBACKS=["old-secret-key-value"]):
+            self.assertEqual(kv.get("k"), {"v": 1})
+            row = KeyValPair.objects.get(key="k")
+            self.assertFalse(PickleSerializer().is_signed_with_current_key(bytes(row.value)))
+            kv.set("k", kv.get("k"))  # written again: signed with the new key
+            row = KeyValPair.objects.get(key="k")
+            self.assertTrue(PickleSerializer().is_signed_with_current_key(bytes(row.value)))
+        with override_settings(SECRET_KEY="new-secret-key-value", SECRET_KEY_FALLBACKS=[]):
+            self.assertEqual(kv.get("k"), {"v": 1})
+            with self.assertRaises(exceptions.BadSignatureError):
+                kv.get("kept")
+
+
+class NativeFormatTests(TestCase):
+    def test_int_str_and_bytes_are_stored_natively(self) -> None:
+        kv = KeyVal("tests.native")
+        kv.set("i", 7)
+        kv.set("s", "text ✓")
+        kv.set("b", b"\x00raw")
+        rows = {row.key: row for row in KeyValPair.objects.filter(store="tests.native")}
+        self.assertEqual((rows["i"].serializer, rows["i"].integer_value, rows["i"].value), ("int", 7, None))
+        self.assertEqual((rows["s"].serializer, bytes(rows["s"].value)), ("str", "text ✓".encode()))
+        self.assertEqual((rows["b"].serializer, bytes(rows["b"].value)), ("bytes", b"\x00raw"))
+        self.assertEqual(rows["s"].decoded_value(), "text ✓")
+
+    def test_subclasses_and_huge_ints_use_the_serializer(self) -> None:
+        kv = KeyVal("tests.native")
+        kv.set("bool", True)
+        kv.set("huge", 2**64)
+        rows = {row.key: row.serializer for row in KeyValPair.objects.filter(store="tests.native")}
+        self.assertEqual(rows, {"bool": "pickle", "huge": "pickle"})
+
+
+class JSONSerializerTests(TestCase):
+    def test_json_store(self) -> None:
+        kv = KeyVal("tests.json", serializer="json")
+        value = {"list": [1, 2.5, None, True], "nested": {"s": "é"}}
+        kv.set("k", value)
+        self.assertEqual(kv.get("k"), value)
+        row = KeyValPair.objects.get(store="tests.json", key="k")
+        self.assertEqual(row.serializer, "json")
+        self.assertEqual(json.loads(bytes(row.value)), value)
+
+    def test_json_refuses_what_it_cannot_represent_before_any_query(self) -> None:
+        kv = KeyVal("tests.json", serializer="json")
+        kv.set("k", ["kept"])
+        for value in ({1, 2}, (1, 2), {1: "a"}, float("nan"), float("inf"), object(), [b"x"], {"a": {3}}):
+            with self.subTest(value=value), self.assertNumQueries(0):
+                with self.assertRaises(TypeError) as raised:
+                    kv.set("k", value)
+                self.assertIsInstance(raised.exception, exceptions.SerializationError)
+                self.assertIn("json", str(raised.exception))
+        self.assertEqual(kv.get("k"), ["kept"])
+
+    @override_settings(KEYVAL_SERIALIZER="json")
+    def test_setting_chooses_the_serializer(self) -> None:
+        kv = KeyVal("tests.json")
+        kv.set("k", [1])
+        self.assertEqual(KeyValPair.objects.get(key="k").serializer, "json")
+        with self.assertRaises(exceptions.SerializationError):
+            kv.set("k", {1, 2})
+
+    def test_rows_are_read_with_the_serializer_that_wrote_them(self) -> None:
+        KeyVal("tests.mixed", serializer="json").set("j", [1, 2])
+        KeyVal("tests.mixed").set("p", (1, 2))
+        with override_settings(KEYVAL_SERIALIZER="json"):
+            kv = KeyVal("tests.mixed")
+            self.assertEqual(kv.get("p"), (1, 2))
+            self.assertEqual(kv.get("j"), [1, 2])
+        self.assertEqual(KeyVal("tests.mixed").get_many(["j", "p"]), {"j": [1, 2], "p": (1, 2)})
+
+
+class CustomSerializerTests(TestCase):
+    path = "tests.test_serializers.ReversedJSONSerializer"
+
+    def test_custom_serializer_by_dotted_path(self) -> None:
+        kv = KeyVal("tests.custom", serializer=self.path)
+        kv.set("k", {"a": [1]})
+        row = KeyValPair.objects.get(key="k")
+        self.assertEqual(row.serializer, "reversed-json")
+        self.assertEqual(bytes(row.value), b'}]1[ :"a"{')
+        self.assertEqual(kv.get("k"), {"a": [1]})
+        with override_settings(KEYVAL_SERIALIZER=self.path):
+            self.assertEqual(KeyVal("tests.custom").get("k"), {"a": [1]})
+
+    def test_unconfigured_custom_serializer_is_a_clear_error(self) -> None:
+        KeyVal("tests.custom", serializer=self.path).set("k", [1])
+        with self.assertRaises(exceptions.DeserializationError) as raised:
+            KeyVal("tests.custom").get("k")
+        self.assertIn("reversed-json", str(raised.exception))
+        self.assertIn("'k'", str(raised.exception))
+
+    def test_bad_serializer_specs(self) -> None:
+        for spec, error in (
+            ("tests.nowhere.Serializer", ValueError),
+            ("tests.test_serializers.NamelessSerializer", TypeError),
+            ("tests.test_serializers.ReservedNameSerializer", ValueError),
+            (42, TypeError),
+        ):
+            with self.subTest(spec=spec), self.assertRaises(error):
+                KeyVal("tests.custom", serializer=spec)  # type: ignore[arg-type]
+
+    def test_lookup_helpers(self) -> None:
+        self.assertIsInstance(get_serializer("json"), JSONSerializer)
+        self.assertIs(get_serializer("pickle"), get_serializer("pickle"))
+        custom = get_serializer(self.path)
+        self.assertIs(serializer_by_name("reversed-json", custom), custom)
+        with self.assertRaises(exceptions.DeserializationError):
+            serializer_by_name("reversed-json")
