@@ -700,3 +700,14 @@ class AsyncioRunTests(TransactionTestCase):
                 await sync_to_async(connections.close_all)()
 
         self.assertEqual(asyncio.run(main()), [1, True, None])
+
+
+class LargeBulkTests(TestCase):
+    def test_set_many_of_large_values_splits_statements_by_size(self) -> None:
+        kv = KeyVal("tests.large")
+        big = b"x" * (3 * 1024 * 1024)
+        mapping = {f"k{i}": big + bytes([i]) for i in range(5)}
+        # Five 3 MiB values: a statement each, as no two fit in 4 MiB (+ savepoints).
+        with self.assertNumQueries(7):
+            kv.set_many(mapping)
+        self.assertEqual(kv.get_many(list(mapping)), mapping)

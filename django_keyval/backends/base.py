@@ -12,6 +12,9 @@ from ..exceptions import CounterOverflowError
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 
+#: Value bytes per multi-row INSERT, at most (one larger value goes alone).
+MAX_STATEMENT_VALUE_BYTES = 4 * 1024 * 1024
+
 #: A row as the store decodes it: (key, value bytes, integer value, serializer name).
 Row = tuple[str, Any, Any, str]
 
@@ -183,6 +186,22 @@ class BaseOperations:
         for start in range(0, len(items), size):
             yield items[start : start + size]
 
+    def row_batches(self, rows: Sequence[Sequence[Any]]) -> Iterable[Sequence[Sequence[Any]]]:
+        """Split rows for multi-row inserts by parameter count and by bytes.
+
+        The byte bound keeps each statement well under MariaDB's default
+        ``max_allowed_packet`` (16 MiB) even when values are near the 8 MiB limit.
+        """
+        for batch in self.batches(rows, 7, extra=1):
+            start, size = 0, 0
+            for index, row in enumerate(batch):
+                row_size = len(row[2] or b"")
+                if size and size + row_size > MAX_STATEMENT_VALUE_BYTES:
+                    yield batch[start:index]
+                    start, size = index, 0
+                size += row_size
+            yield batch[start:]
+
     def get_many(
         self, connection: BaseDatabaseWrapper, store: str, keys: Sequence[str], now: Any
     ) -> list[Row]:
@@ -205,7 +224,7 @@ class BaseOperations:
     ) -> None:
         """Insert or overwrite many pairs, a few multi-row statements in all."""
         with connection.cursor() as cursor:
-            for batch in self.batches(rows, 7, extra=1):
+            for batch in self.row_batches(rows):
                 marks = ", ".join(["(%s, %s, %s, %s, %s, 1, %s, %s)"] * len(batch))
                 params = [value for row in batch for value in row]
                 cursor.execute(
