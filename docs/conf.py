@@ -26,6 +26,7 @@ import django  # noqa: E402
 django.setup()
 
 import django_keyval  # noqa: E402
+import keyval_console  # noqa: E402
 
 project = "django-keyval"
 author = "django-keyval developers"
@@ -36,6 +37,7 @@ version = ".".join(release.split(".")[:2])
 extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.doctest",
+    "keyval_console",  # docs/keyval_console.py: tested command examples
 ]
 
 exclude_patterns = ["_build"]
@@ -67,7 +69,7 @@ doctest_default_flags = doctest.ELLIPSIS | doctest.DONT_ACCEPT_TRUE_FOR_1
 # files of docs_settings; each page starts with empty stores.
 doctest_global_setup = """
 from django_keyval.models import KeyVal
-"""
+""" + keyval_console.DOCTEST_SETUP
 doctest_global_cleanup = """
 from django_keyval.models import KeyVal as _KeyVal
 _KeyVal.flush_all()

@@ -12,6 +12,8 @@ import tempfile
 
 _directory = tempfile.mkdtemp(prefix="keyval-docs-")
 atexit.register(shutil.rmtree, _directory, ignore_errors=True)
+#: Where the command examples run (and write their export files).
+DOCS_WORKDIR = _directory
 
 DATABASES = {
     alias: {
