@@ -25,8 +25,9 @@ import django  # noqa: E402
 
 django.setup()
 
-import django_keyval  # noqa: E402
 import keyval_console  # noqa: E402
+
+import django_keyval  # noqa: E402
 
 project = "django-keyval"
 author = "django-keyval developers"
@@ -67,9 +68,12 @@ doctest_default_flags = doctest.ELLIPSIS | doctest.DONT_ACCEPT_TRUE_FOR_1
 
 # The doctest builder runs the examples of every page against the SQLite
 # files of docs_settings; each page starts with empty stores.
-doctest_global_setup = """
+doctest_global_setup = (
+    """
 from django_keyval.models import KeyVal
-""" + keyval_console.DOCTEST_SETUP
+"""
+    + keyval_console.DOCTEST_SETUP
+)
 doctest_global_cleanup = """
 from django_keyval.models import KeyVal as _KeyVal
 _KeyVal.flush_all()
@@ -87,9 +91,7 @@ def _create_tables(app: Any) -> None:
         call_command("migrate", database=alias, verbosity=0, interactive=False)
 
 
-def _resolve_short_keyval_references(
-    app: Any, env: Any, node: Any, contnode: Any
-) -> Any:
+def _resolve_short_keyval_references(app: Any, env: Any, node: Any, contnode: Any) -> Any:
     """Resolve ``KeyVal.method`` written in any module's docstring.
 
     ``KeyVal`` is documented where users import it, ``django_keyval.models``;
@@ -101,8 +103,13 @@ def _resolve_short_keyval_references(
         return None
     domain = env.get_domain("py")
     return domain.resolve_xref(
-        env, node["refdoc"], app.builder, node["reftype"],
-        f"django_keyval.models.{target}", node, contnode,
+        env,
+        node["refdoc"],
+        app.builder,
+        node["reftype"],
+        f"django_keyval.models.{target}",
+        node,
+        contnode,
     )
 
 

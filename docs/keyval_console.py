@@ -21,7 +21,7 @@ COMMAND_PREFIX = "$ python manage.py keyval "
 #: Defines ``keyval(*args)`` for the tests. It runs in the build's scratch
 #: folder (``DOCS_WORKDIR`` of docs_settings, removed after the build) so that
 #: files the examples write (exports) do not land in the checkout.
-DOCTEST_SETUP = '''
+DOCTEST_SETUP = """
 def keyval(*args):
     import os
     from django.conf import settings
@@ -35,7 +35,7 @@ def keyval(*args):
         print(f"CommandError: {error}")
     finally:
         os.chdir(previous)
-'''
+"""
 
 
 def to_doctest(lines: list[str]) -> str:
@@ -46,7 +46,7 @@ def to_doctest(lines: list[str]) -> str:
         if line.startswith("$ "):
             testing = line.startswith(COMMAND_PREFIX)
             if testing:
-                args = shlex.split(line[len(COMMAND_PREFIX):])
+                args = shlex.split(line[len(COMMAND_PREFIX) :])
                 test.append(f">>> keyval(*{args!r})")
         elif testing:
             test.append(line if line.strip() else "<BLANKLINE>")

@@ -7,13 +7,16 @@ but not to the page, and an entry left on the page after its method went.
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import pkgutil
 import re
 from pathlib import Path
 
 from django.test import SimpleTestCase
 
-from django_keyval import exceptions
+import django_keyval
+from django_keyval.exceptions import KeyValError
 from django_keyval.models import KeyVal
 
 API_PAGE = Path(__file__).resolve().parent.parent / "docs" / "api.rst"
@@ -26,7 +29,7 @@ _MEMBER_DIRECTIVE = re.compile(
     re.MULTILINE,
 )
 _EXCEPTION_DIRECTIVE = re.compile(
-    r"^\s*\.\. autoexception::\s+django_keyval\.exceptions\.(?P<name>\w+)\s*$", re.MULTILINE
+    r"^\s*\.\. autoexception::\s+(?P<name>django_keyval(?:\.\w+)+)\s*$", re.MULTILINE
 )
 _KEYVAL_CLASS = re.compile(
     r"^\.\. autoclass:: django_keyval\.models\.KeyVal\s*$(?P<body>.*?)(?=^\S)",
@@ -40,15 +43,26 @@ def public_members(cls: type) -> set[str]:
 
 
 def public_exceptions() -> set[str]:
-    """Names of the exception classes defined in :mod:`django_keyval.exceptions`."""
-    return {
-        name
-        for name, value in vars(exceptions).items()
-        if inspect.isclass(value)
-        and issubclass(value, BaseException)
-        and value.__module__ == exceptions.__name__
-        and not name.startswith("_")
-    }
+    """Dotted paths of the public exception classes of every module of the package.
+
+    Those of :mod:`django_keyval.exceptions`, and any other module's
+    subclasses of :class:`~django_keyval.exceptions.KeyValError` (such as
+    ``django_keyval.transfer.TransferError``).
+    """
+    found = set()
+    modules = pkgutil.walk_packages(django_keyval.__path__, prefix="django_keyval.")
+    for module_name in [django_keyval.__name__, *(info.name for info in modules)]:
+        module = importlib.import_module(module_name)
+        for name, value in vars(module).items():
+            if (
+                inspect.isclass(value)
+                and issubclass(value, BaseException)
+                and value.__module__ == module_name
+                and not name.startswith("_")
+                and (module_name == "django_keyval.exceptions" or issubclass(value, KeyValError))
+            ):
+                found.add(f"{module_name}.{name}")
+    return found
 
 
 def documented_members(page: str) -> set[str]:
@@ -91,9 +105,7 @@ class ReferenceCoverageTests(SimpleTestCase):
 
     def test_every_exception_is_documented(self) -> None:
         missing = public_exceptions() - documented_exceptions(self.page)
-        self.assertEqual(
-            missing, set(), f"add an '.. autoexception::' line to {API_PAGE} for each"
-        )
+        self.assertEqual(missing, set(), f"add an '.. autoexception::' line to {API_PAGE} for each")
 
     def test_no_documented_exception_is_stale(self) -> None:
         stale = documented_exceptions(self.page) - public_exceptions()
@@ -134,13 +146,20 @@ class ParserTests(SimpleTestCase):
             def pop(self) -> None: ...
 
             @property
-            def name(self) -> str: ...
+            def name(self) -> str:
+                return "store"
 
         self.assertEqual(public_members(Store) - documented_members(self.page), {"pop"})
 
     def test_exceptions_are_read(self) -> None:
-        self.assertEqual(documented_exceptions(self.page), {"KeyValError"})
-        self.assertIn("KeyNotFoundError", public_exceptions() - documented_exceptions(self.page))
+        self.assertEqual(documented_exceptions(self.page), {"django_keyval.exceptions.KeyValError"})
+        self.assertIn(
+            "django_keyval.exceptions.KeyNotFoundError",
+            public_exceptions() - documented_exceptions(self.page),
+        )
+
+    def test_exceptions_outside_the_exceptions_module_are_found(self) -> None:
+        self.assertIn("django_keyval.transfer.TransferError", public_exceptions())
 
     def test_a_page_without_the_class_documents_nothing(self) -> None:
         self.assertEqual(documented_members("Nothing here.\n"), set())
