@@ -80,7 +80,7 @@ def _signing_key(secret: str | bytes) -> bytes:
 
 
 def _signature(payload: bytes, secret: str | bytes) -> bytes:
-    return hmac.new(_signing_key(secret), payload, hashlib.sha256).digest()
+    return hmac.digest(_signing_key(secret), payload, "sha256")
 
 
 class PickleSerializer:

@@ -326,7 +326,7 @@ class KeyVal:
         """Return the value of ``key``, or ``default`` if it is missing."""
         _check_key(key)
         connection, operations = self._database(write=False)
-        row = operations.get(connection, self._name, key, _now(connection))
+        row = operations.get(connection, self._name, key)
         if row is None:
             return default
         return self._decode(key, *row)
@@ -364,7 +364,7 @@ class KeyVal:
         """Return whether ``key`` has a value (that has not expired)."""
         _check_key(key)
         connection, operations = self._database(write=False)
-        return operations.exists(connection, self._name, key, _now(connection))
+        return operations.exists(connection, self._name, key)
 
     def delete(self, key: str, ignore_keyerror: bool = False) -> bool:
         """Delete ``key``; return ``True`` if it existed.
@@ -484,7 +484,7 @@ class KeyVal:
             if result is not None:
                 return result
             # Nothing changed: find out why, with the value as it is now.
-            row = operations.get(connection, self._name, key, now)
+            row = operations.get(connection, self._name, key)
             if row is None:
                 continue  # deleted meanwhile: start again from 0
             if row[2] != INTEGER_FORMAT:

@@ -9,7 +9,9 @@ Each line is one JSON object describing one live pair::
 ``int``, finite ``float``, ``str``, and lists and dicts (with ``str`` keys) of
 those, of exactly these types (no subclasses, tuples or sets). Any other value
 goes as ``pickle``: the base64 of the signed pickle (the 32-byte HMAC-SHA256
-of ``SECRET_KEY`` followed by the pickle), exactly as the store keeps it.
+of ``SECRET_KEY`` followed by the pickle), exactly as the store keeps it;
+except a plain ``bytes`` value, which goes as ``bytes``, the base64 of the
+bytes themselves.
 ``expires_at`` is an ISO 8601 time with its UTC offset, or ``null`` for a pair
 that never expires.
 
@@ -27,7 +29,7 @@ import datetime
 import hmac
 import json
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import connections, router, transaction
@@ -53,7 +55,8 @@ EXPORT_PAGE_SIZE = 1000
 #: Pairs written per batch of statements while importing.
 IMPORT_CHUNK_SIZE = 1000
 
-_FIELDS = {"store", "key", "value", "pickle", "expires_at"}
+_FIELDS = {"store", "key", "value", "pickle", "bytes", "expires_at"}
+_VALUE_FIELDS = ("value", "pickle", "bytes")
 
 #: Called with the number of pairs handled so far, every ``EXPORT_PAGE_SIZE``
 #: or ``IMPORT_CHUNK_SIZE`` pairs.
@@ -106,13 +109,15 @@ def _parse_expiry(text: Any) -> datetime.datetime | None:
 def _record(
     store: str, key: str, data: Any, integer: Any, serializer_name: str, candidates: list[Any]
 ) -> dict[str, Any]:
-    """Return the ``value`` or ``pickle`` part of the line of one row."""
+    """Return the ``value``, ``bytes`` or ``pickle`` part of the line of one row."""
     if serializer_name == INTEGER_FORMAT:
         return {"value": int(integer)}
     # Signature-checked: a tampered pickle raises BadSignatureError, unread.
     value = decode_value(store, key, serializer_name, data, integer, *candidates)
     if _is_exact_json(value):
         return {"value": value}
+    if type(value) is bytes:
+        return {"bytes": base64.b64encode(value).decode("ascii")}
     if serializer_name == PickleSerializer.name:
         signed = bytes(data)  # as stored: no need to pickle it again
     else:
@@ -172,15 +177,13 @@ def export_lines(
             last_key = page[-1][0]
 
 
-class ImportResult:
-    """What :func:`import_lines` did: ``imported`` pairs written, ``expired`` lines skipped."""
+class ImportResult(NamedTuple):
+    """What :func:`import_lines` did."""
 
-    def __init__(self, imported: int, expired: int) -> None:
-        self.imported = imported
-        self.expired = expired
-
-    def __repr__(self) -> str:
-        return f"<ImportResult imported={self.imported} expired={self.expired}>"
+    #: Pairs written (a key given on several lines counts each time).
+    imported: int
+    #: Lines skipped because their expiry time had passed.
+    expired: int
 
 
 def _signature_matches(data: bytes) -> bool:
@@ -218,27 +221,35 @@ class _LineReader:
         for field in ("store", "key", "expires_at"):
             if field not in record:
                 raise ValueError(f'the field "{field}" is missing')
-        if ("value" in record) == ("pickle" in record):
-            raise ValueError('a line has exactly one of the fields "value" and "pickle"')
+        if sum(field in record for field in _VALUE_FIELDS) != 1:
+            raise ValueError('a line has exactly one of the fields "value", "pickle" and "bytes"')
         store = self.store(record["store"])
         key = record["key"]
         if not isinstance(key, str):
             raise ValueError(f'"key" must be a string, not {type(key).__name__}')
         _check_key(key)
         expires_at = _parse_expiry(record["expires_at"])
-        if "value" in record:
-            data, integer, serializer_name = store._encode(key, record["value"])
+        if "value" in record or "bytes" in record:
+            value = record.get("value") if "value" in record else None
+            if "bytes" in record:
+                value = self.base64(record["bytes"], "bytes")
+            # Stored as KeyVal.set() would store it (checks its size too).
+            data, integer, serializer_name = store._encode(key, value)
             return store.name, key, data, integer, serializer_name, expires_at
         data = self.pickle(store.name, key, record["pickle"])
         return store.name, key, data, None, PickleSerializer.name, expires_at
 
-    def pickle(self, store: str, key: str, text: Any) -> bytes:
+    @staticmethod
+    def base64(text: Any, field: str) -> bytes:
         if not isinstance(text, str):
-            raise ValueError(f'"pickle" must be a base64 string, not {type(text).__name__}')
+            raise ValueError(f'"{field}" must be a base64 string, not {type(text).__name__}')
         try:
-            data = base64.b64decode(text, validate=True)
+            return base64.b64decode(text, validate=True)
         except binascii.Error as error:
-            raise ValueError(f'"pickle" is not valid base64: {error}') from None
+            raise ValueError(f'"{field}" is not valid base64: {error}') from None
+
+    def pickle(self, store: str, key: str, text: Any) -> bytes:
+        data = self.base64(text, "pickle")
         if not _signature_matches(data):
             raise ValueError(
                 f"the pickled value of key {key!r} in store {store!r} failed its signature "
@@ -294,11 +305,11 @@ def import_lines(
                 store, key, data, integer, serializer_name, expires_at = reader.parse(text)
             except (ValueError, TypeError) as error:
                 raise TransferError(f"line {number}: {error}; nothing was imported") from None
+            if expires_at is not None and not settings.USE_TZ:
+                expires_at = timezone.make_naive(expires_at)  # in TIME_ZONE, as now is
             if expires_at is not None and expires_at <= now:
                 expired += 1
                 continue
-            if expires_at is not None and not settings.USE_TZ:
-                expires_at = timezone.make_naive(expires_at)
             row = (store, key, data, integer, serializer_name, adapt(expires_at), db_now)
             pending[(store, key)] = row
             imported += 1

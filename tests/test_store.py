@@ -711,3 +711,23 @@ class LargeBulkTests(TestCase):
         with self.assertNumQueries(7):
             kv.set_many(mapping)
         self.assertEqual(kv.get_many(list(mapping)), mapping)
+
+
+@override_settings(USE_TZ=False)
+class NaiveDatetimeTests(TestCase):
+    """Projects with USE_TZ = False store naive local times; expiry still works."""
+
+    def test_expiry_without_time_zones(self) -> None:
+        kv = KeyVal("tests.naive")
+        kv.set("k", "v", timeout=60)
+        kv.set("durable", "d")
+        expires = kv.expires_at("k")
+        assert expires is not None
+        self.assertTrue(timezone.is_aware(expires))
+        self.assertTrue(kv.exists("k"))
+        self.assertEqual(kv.get("k"), "v")
+        expire("tests.naive", "k")
+        self.assertFalse(kv.exists("k"))
+        self.assertIsNone(kv.get_default("k"))
+        self.assertEqual(list(kv.keys()), ["durable"])
+        self.assertTrue(kv.add("k", "again"))

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.utils import timezone
 
 from ..exceptions import CounterOverflowError
 
@@ -49,8 +50,10 @@ class BaseOperations:
         self.live = live
         where_key = f"{store} = %s AND {key} = %s"
 
-        self.sql_get = f"SELECT {value}, {integer}, {fmt} FROM {table} WHERE {where_key} AND {live}"
-        self.sql_exists = f"SELECT 1 FROM {table} WHERE {where_key} AND {live}"
+        # Reads fetch the expiry and test it in Python: most pairs have none,
+        # and those then cost no clock reading or datetime adaptation at all.
+        self.sql_get = f"SELECT {value}, {integer}, {fmt}, {expires} FROM {table} WHERE {where_key}"
+        self.sql_exists = f"SELECT {expires} FROM {table} WHERE {where_key}"
         self.sql_expires_at = f"SELECT {expires} FROM {table} WHERE {where_key} AND {live}"
         self.sql_delete = f"DELETE FROM {table} WHERE {where_key} AND {live}"
         self.sql_pop = f"{self.sql_delete} RETURNING {value}, {integer}, {fmt}, {expires}"
@@ -112,17 +115,34 @@ class BaseOperations:
 
     # -- single keys ---------------------------------------------------------
 
-    def get(self, connection: BaseDatabaseWrapper, store: str, key: str, now: Any) -> Any:
+    @staticmethod
+    def is_live(connection: BaseDatabaseWrapper, expires: Any) -> bool:
+        """Return whether ``expires``, as the driver returned it, is in the future.
+
+        It is compared with the current time adapted as Django adapts it for
+        the column: an aware or naive datetime (PostgreSQL) or a string
+        (SQLite, MariaDB), which orders like the time it stands for.
+        """
+        now = connection.ops.adapt_datetimefield_value(timezone.now())
+        if isinstance(now, str) and not isinstance(expires, str):
+            expires = str(expires)
+        return expires > now
+
+    def get(self, connection: BaseDatabaseWrapper, store: str, key: str) -> Any:
         """Return ``(value, integer, serializer)`` of a live pair, or ``None``."""
         with connection.cursor() as cursor:
-            cursor.execute(self.sql_get, (store, key, now))
-            return cursor.fetchone()
+            cursor.execute(self.sql_get, (store, key))
+            row = cursor.fetchone()
+        if row is None or (row[3] is not None and not self.is_live(connection, row[3])):
+            return None
+        return row[:3]
 
-    def exists(self, connection: BaseDatabaseWrapper, store: str, key: str, now: Any) -> bool:
+    def exists(self, connection: BaseDatabaseWrapper, store: str, key: str) -> bool:
         """Return whether a live pair exists."""
         with connection.cursor() as cursor:
-            cursor.execute(self.sql_exists, (store, key, now))
-            return cursor.fetchone() is not None
+            cursor.execute(self.sql_exists, (store, key))
+            row = cursor.fetchone()
+        return row is not None and (row[0] is None or self.is_live(connection, row[0]))
 
     def expires_at(self, connection: BaseDatabaseWrapper, store: str, key: str, now: Any) -> Any:
         """Return ``(expires_at,)`` of a live pair as the driver returns it, or ``None``."""

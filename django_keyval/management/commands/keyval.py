@@ -47,9 +47,11 @@ Commands (-c/--command):
   flush_all  delete every pair of every store, after confirmation (--noinput).
   cull       delete the expired pairs of every store; print how many went.
   export     write every live pair (or those of -n STORE) as JSON Lines to stdout
-             or --output FILE: {"store", "key", "value" or "pickle", "expires_at"}.
-             A value JSON represents exactly goes as "value"; any other as
-             "pickle", the base64 of its signed pickle. A pickle whose signature
+             or --output FILE, one JSON object a line: "store", "key", "expires_at"
+             (ISO 8601 or null), and one of "value", "bytes" or "pickle".
+             A value JSON represents exactly goes as "value"; plain bytes as
+             "bytes" (base64); any other value as "pickle", the base64 of its
+             signed pickle (see django_keyval.transfer). A pickle whose signature
              does not match stops the export (it is never unpickled); with
              --output, no file is left behind then.
   import     read that format from --input FILE (default: stdin) and store every
