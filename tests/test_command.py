@@ -1,0 +1,940 @@
+"""``manage.py keyval``, through ``call_command`` and once as a real process."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import decimal
+import enum
+import json
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import tempfile
+from io import StringIO
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection, connections
+from django.test import TestCase, override_settings
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from django_keyval import transfer
+from django_keyval.models import KeyVal, KeyValPair
+from django_keyval.serializers import PickleSerializer
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class Point:
+    """A user class: pickle stores it, JSON cannot."""
+
+    def __init__(self, x: int, y: int) -> None:
+        self.x, self.y = x, y
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Point) and (self.x, self.y) == (other.x, other.y)
+
+
+class Colour(enum.IntEnum):
+    """An int subclass: JSON would turn it into a plain int."""
+
+    RED = 1
+
+
+class CreatesFile:
+    """Unpickling this opens (creates) a file: the proof a pickle was loaded."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (open, (self.path, "w"))
+
+
+class ReversedJSONSerializer:
+    """A custom serializer (JSON written backwards), configured by dotted path."""
+
+    name = "reversed-json"
+
+    def dumps(self, value: Any) -> bytes:
+        if isinstance(value, tuple):
+            value = {"__tuple__": list(value)}
+        return json.dumps(value).encode()[::-1]
+
+    def loads(self, data: bytes) -> Any:
+        value = json.loads(data[::-1])
+        if isinstance(value, dict) and "__tuple__" in value:
+            return tuple(value["__tuple__"])
+        return value
+
+
+class UnpicklableSerializer:
+    """A custom serializer that reads every value back as something pickle refuses."""
+
+    name = "unpicklable"
+
+    def dumps(self, value: Any) -> bytes:
+        return b"?"
+
+    def loads(self, data: bytes) -> Any:
+        return [lambda: None]
+
+
+class TTYStringIO(StringIO):
+    """A stream that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def run(*args: str, **options: Any) -> str:
+    """Run the command; return what it printed on stdout."""
+    stdout = StringIO()
+    call_command("keyval", *args, stdout=stdout, stderr=StringIO(), **options)
+    return stdout.getvalue()
+
+
+def insert_raw(store: str, key: str, value: bytes, using: str = "default") -> None:
+    """Write a pickle row with raw SQL, as an attacker with database access would."""
+    db = connections[using]
+    quote = db.ops.quote_name
+    columns = ", ".join(
+        quote(name) for name in ("store", "key", "value", "serializer", "version", "updated_at")
+    )
+    now = db.ops.adapt_datetimefield_value(timezone.now())
+    with db.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(KeyValPair._meta.db_table)} ({columns}) "
+            "VALUES (%s, %s, %s, 'pickle', 1, %s)",
+            [store, key, value, now],
+        )
+
+
+def forged_pickle(path: str) -> bytes:
+    """A pickle that creates ``path`` when loaded, with a signature made up by the forger."""
+    return b"\x00" * 32 + pickle.dumps(CreatesFile(path))
+
+
+def rows(using: str = "default") -> list[tuple[Any, ...]]:
+    """Every row as (store, key, serializer, value bytes, integer, expiry)."""
+    return [
+        (store, key, fmt, None if data is None else bytes(data), integer, expires)
+        for store, key, fmt, data, integer, expires in KeyValPair.objects.using(using)
+        .order_by("store", "key")
+        .values_list("store", "key", "serializer", "value", "integer_value", "expires_at")
+    ]
+
+
+class TempDirMixin:
+    def setUp(self) -> None:
+        super().setUp()  # type: ignore[misc]
+        self.tmp = tempfile.mkdtemp(prefix="keyval-command-")
+        self.addCleanup(shutil.rmtree, self.tmp)  # type: ignore[attr-defined]
+
+
+class SeedFormTests(TestCase):
+    """The interface the 0.1.2 description promised: -c set|get|del -n -k -V."""
+
+    def test_set_get_del(self) -> None:
+        self.assertEqual(
+            run("-c", "set", "-n", "name", "-k", "key", "-V", "value"),
+            "Created key 'key' in store 'name'.\n",
+        )
+        self.assertEqual(KeyVal("name").get("key"), "value")
+        self.assertEqual(run("-c", "get", "-n", "name", "-k", "key"), "value\n")
+        self.assertEqual(
+            run("-c", "set", "-n", "name", "-k", "key", "-V", "other"),
+            "Updated key 'key' in store 'name'.\n",
+        )
+        self.assertEqual(
+            run("-c", "del", "-n", "name", "-k", "key"), "Deleted key 'key' from store 'name'.\n"
+        )
+        self.assertFalse(KeyVal("name").exists("key"))
+
+    def test_set_stores_a_str(self) -> None:
+        run("-c", "set", "-n", "s", "-k", "k", "-V", "5")
+        self.assertEqual(KeyVal("s").get("k"), "5")
+        run("-c", "set", "-n", "s", "-k", "empty", "-V", "")
+        self.assertEqual(KeyVal("s").get("empty"), "")
+
+    def test_long_forms(self) -> None:
+        run("--command", "set", "--name", "s", "--key", "k", "--value", "v")
+        run("--command=set", "--store", "t", "--key", "k", "--value=w")
+        self.assertEqual(run("--command", "get", "--store", "s", "--key", "k"), "v\n")
+        self.assertEqual(run("--command", "get", "--name", "t", "--key", "k"), "w\n")
+
+    def test_verbosity_0_silences_confirmations_not_data(self) -> None:
+        self.assertEqual(run("-c", "set", "-n", "s", "-k", "k", "-V", "v", "-v", "0"), "")
+        self.assertEqual(run("-c", "get", "-n", "s", "-k", "k", "-v", "0"), "v\n")
+        self.assertEqual(run("-c", "del", "-n", "s", "-k", "k", "-v", "0"), "")
+        self.assertEqual(run("-c", "set", "-n", "s", "-k", "k", "-V", "v", verbosity=0), "")
+
+    def test_get_missing_key(self) -> None:
+        with self.assertRaisesMessage(CommandError, "key 'nope' not found in store 's'"):
+            run("-c", "get", "-n", "s", "-k", "nope")
+
+    def test_del_missing_key(self) -> None:
+        with self.assertRaisesMessage(CommandError, "key 'nope' not found in store 's'"):
+            run("-c", "del", "-n", "s", "-k", "nope")
+
+    def test_missing_options(self) -> None:
+        for args, message in [
+            (("-c", "get", "-n", "s"), "-c get needs -k/--key"),
+            (("-c", "get", "-k", "k"), "-c get needs -n/--name"),
+            (("-c", "set", "-n", "s", "-k", "k"), "-c set needs -V/--value"),
+            (
+                (
+                    "-c",
+                    "list",
+                ),
+                "-c list needs -n/--name",
+            ),
+            (("-n", "s", "-k", "k"), "the following arguments are required: -c/--command"),
+        ]:
+            with self.subTest(args=args), self.assertRaisesMessage(CommandError, message):
+                run(*args)
+
+    def test_unknown_command(self) -> None:
+        with self.assertRaisesMessage(CommandError, "invalid choice: 'fetch'"):
+            run("-c", "fetch", "-n", "s", "-k", "k")
+
+    def test_option_that_does_not_apply(self) -> None:
+        for args, message in [
+            (("-c", "get", "-n", "s", "-k", "k", "--timeout", "5"), "--timeout does not apply"),
+            (("-c", "del", "-n", "s", "-k", "k", "-V", "x"), "-V/--value does not apply to -c del"),
+            (("-c", "stores", "-n", "s"), "-n/--name does not apply to -c stores"),
+            (("-c", "get", "-n", "s", "-k", "k", "--noinput"), "--noinput does not apply"),
+            (("-c", "list", "-n", "s", "-o", "f"), "--output does not apply"),
+        ]:
+            with self.subTest(args=args), self.assertRaisesMessage(CommandError, message):
+                run(*args)
+
+    def test_bad_store_and_key_names(self) -> None:
+        for args, message in [
+            (("-c", "get", "-n", "", "-k", "k"), "a store name may not be empty"),
+            (("-c", "get", "-n", "s" * 201, "-k", "k"), "at most 200 characters"),
+            (("-c", "set", "-n", "s", "-k", "k" * 501, "-V", "v"), "at most 500 characters"),
+            (("-c", "set", "-n", "s", "-k", "a\x00b", "-V", "v"), "NUL character"),
+        ]:
+            with self.subTest(args=args[:4]), self.assertRaisesMessage(CommandError, message):
+                run(*args)
+        self.assertEqual(KeyValPair.objects.count(), 0)
+
+
+class ValueTests(TestCase):
+    """--json, --timeout, and how values are printed."""
+
+    def test_set_json(self) -> None:
+        run("-c", "set", "-n", "s", "-k", "k", "-V", '{"a": [1, 2.5, null, true]}', "--json")
+        self.assertEqual(KeyVal("s").get("k"), {"a": [1, 2.5, None, True]})
+        run("-c", "set", "-n", "s", "-k", "n", "-V", "42", "--json")
+        self.assertEqual(KeyVal("s").get("n"), 42)
+        self.assertIs(type(KeyVal("s").get("n")), int)
+
+    def test_set_bad_json(self) -> None:
+        KeyVal("s").set("k", "old")
+        with self.assertRaisesMessage(
+            CommandError, "-V is not valid JSON: Expecting property name"
+        ):
+            run("-c", "set", "-n", "s", "-k", "k", "-V", "{nope", "--json")
+        self.assertEqual(KeyVal("s").get("k"), "old")
+
+    def test_get_prints_repr_of_other_types(self) -> None:
+        kv = KeyVal("s")
+        kv.set("int", 7)
+        kv.set("list", [1, "a"])
+        kv.set("set", {3})
+        kv.set("none", None)
+        kv.set("bytes", b"\x00x")
+        self.assertEqual(run("-c", "get", "-n", "s", "-k", "int"), "7\n")
+        self.assertEqual(run("-c", "get", "-n", "s", "-k", "list"), "[1, 'a']\n")
+        self.assertEqual(run("-c", "get", "-n", "s", "-k", "set"), "{3}\n")
+        self.assertEqual(run("-c", "get", "-n", "s", "-k", "none"), "None\n")
+        self.assertEqual(run("-c", "get", "-n", "s", "-k", "bytes"), "b'\\x00x'\n")
+
+    def test_get_str_ending_in_newline_gets_one_more(self) -> None:
+        KeyVal("s").set("k", "line\n")
+        self.assertEqual(run("-c", "get", "-n", "s", "-k", "k"), "line\n\n")
+
+    def test_get_json(self) -> None:
+        kv = KeyVal("s")
+        kv.set("list", [1, "é", None])
+        kv.set("str", "5")
+        self.assertEqual(run("-c", "get", "-n", "s", "-k", "list", "--json"), '[1, "é", null]\n')
+        self.assertEqual(run("-c", "get", "-n", "s", "-k", "str", "--json"), '"5"\n')
+
+    def test_get_json_of_a_value_json_cannot_show(self) -> None:
+        KeyVal("s").set("k", (1, 2))
+        with self.assertRaisesMessage(CommandError, "the value is a tuple, which JSON cannot"):
+            run("-c", "get", "-n", "s", "-k", "k", "--json")
+
+    def test_timeout(self) -> None:
+        before = timezone.now()
+        run("-c", "set", "-n", "s", "-k", "k", "-V", "v", "--timeout", "90.5")
+        expires_at = KeyVal("s").expires_at("k")
+        assert expires_at is not None
+        self.assertGreaterEqual(expires_at, before + datetime.timedelta(seconds=90.5))
+        self.assertLessEqual(expires_at, timezone.now() + datetime.timedelta(seconds=90.5))
+        run("-c", "set", "-n", "s", "-k", "forever", "-V", "v")
+        self.assertIsNone(KeyVal("s").expires_at("forever"))
+
+    def test_expired_value_is_missing(self) -> None:
+        run("-c", "set", "-n", "s", "-k", "k", "-V", "v", "--timeout", "0")
+        with self.assertRaisesMessage(CommandError, "not found"):
+            run("-c", "get", "-n", "s", "-k", "k")
+
+    def test_bad_timeouts(self) -> None:
+        for timeout, message in [
+            ("-1", "a timeout must be a finite number >= 0"),
+            ("nan", "a timeout must be a finite number >= 0"),
+            ("soon", "argument --timeout: invalid float value: 'soon'"),
+        ]:
+            with self.subTest(timeout), self.assertRaisesMessage(CommandError, message):
+                run("-c", "set", "-n", "s", "-k", "k", "-V", "v", "--timeout", timeout)
+        self.assertFalse(KeyVal("s").exists("k"))
+
+
+class KeyCommandTests(TestCase):
+    """exists, pop, incr and decr."""
+
+    def test_exists(self) -> None:
+        KeyVal("s").set("k", None)
+        self.assertEqual(run("-c", "exists", "-n", "s", "-k", "k"), "True\n")
+        self.assertEqual(run("-c", "exists", "-n", "s", "-k", "other"), "False\n")
+        self.assertEqual(run("-c", "exists", "-n", "t", "-k", "k"), "False\n")
+
+    def test_pop(self) -> None:
+        KeyVal("s").set("k", "v")
+        self.assertEqual(run("-c", "pop", "-n", "s", "-k", "k"), "v\n")
+        self.assertFalse(KeyVal("s").exists("k"))
+        with self.assertRaisesMessage(CommandError, "key 'k' not found in store 's'"):
+            run("-c", "pop", "-n", "s", "-k", "k")
+
+    def test_pop_json(self) -> None:
+        KeyVal("s").set("k", {"a": 1})
+        self.assertEqual(run("-c", "pop", "-n", "s", "-k", "k", "--json"), '{"a": 1}\n')
+        self.assertFalse(KeyVal("s").exists("k"))
+
+    def test_pop_json_of_a_value_json_cannot_show_keeps_it(self) -> None:
+        KeyVal("s").set("k", {1, 2})
+        with self.assertRaisesMessage(CommandError, "the value is a set"):
+            run("-c", "pop", "-n", "s", "-k", "k", "--json")
+        self.assertEqual(KeyVal("s").get("k"), {1, 2})
+
+    def test_incr_and_decr(self) -> None:
+        self.assertEqual(run("-c", "incr", "-n", "s", "-k", "n"), "1\n")
+        self.assertEqual(run("-c", "incr", "-n", "s", "-k", "n", "--delta", "10"), "11\n")
+        self.assertEqual(run("-c", "incr", "-n", "s", "-k", "n", "-V", "-3"), "8\n")
+        self.assertEqual(run("-c", "decr", "-n", "s", "-k", "n"), "7\n")
+        self.assertEqual(run("-c", "decr", "-n", "s", "-k", "n", "--delta", "7"), "0\n")
+        self.assertEqual(KeyVal("s").get("n"), 0)
+
+    def test_incr_bad_delta(self) -> None:
+        for args, message in [
+            (("-V", "x"), "-V must be an integer, not 'x'"),
+            (("--delta", "1.5"), "argument --delta: invalid int value: '1.5'"),
+            (("--delta", "1", "-V", "2"), "give the amount with --delta or -V, not both"),
+        ]:
+            with self.subTest(args), self.assertRaisesMessage(CommandError, message):
+                run("-c", "incr", "-n", "s", "-k", "n", *args)
+        self.assertFalse(KeyVal("s").exists("n"))
+
+    def test_incr_of_a_non_integer(self) -> None:
+        KeyVal("s").set("k", "text")
+        with self.assertRaisesMessage(CommandError, "the value of key 'k' in store 's' is not"):
+            run("-c", "incr", "-n", "s", "-k", "k")
+        self.assertEqual(KeyVal("s").get("k"), "text")
+
+    def test_incr_overflow(self) -> None:
+        KeyVal("s").set("k", 2**63 - 1)
+        with self.assertRaisesMessage(CommandError, "outside the signed 64-bit range"):
+            run("-c", "incr", "-n", "s", "-k", "k")
+        self.assertEqual(KeyVal("s").get("k"), 2**63 - 1)
+
+
+class StoreCommandTests(TestCase):
+    """list, stores, flush, flush_all, cull and --database."""
+
+    databases = {"default", "other"}
+
+    def setUp(self) -> None:
+        KeyVal("a").set_many({"x1": 1, "x2": 2, "y": 3})
+        KeyVal("b").set("z", 4)
+
+    def test_list(self) -> None:
+        self.assertEqual(run("-c", "list", "-n", "a"), "x1\nx2\ny\n")
+        self.assertEqual(run("-c", "list", "-n", "a", "--prefix", "x"), "x1\nx2\n")
+        self.assertEqual(run("-c", "list", "-n", "a", "--prefix", "q"), "")
+        self.assertEqual(run("-c", "list", "-n", "empty"), "")
+
+    def test_stores(self) -> None:
+        self.assertEqual(run("-c", "stores"), "a\nb\n")
+
+    def test_flush_confirmed(self) -> None:
+        with mock.patch("builtins.input", return_value="yes") as prompt:
+            output = run("-c", "flush", "-n", "a")
+        self.assertIn("all 3 pairs of store 'a'", prompt.call_args[0][0])
+        self.assertIn("Type 'yes' to continue", prompt.call_args[0][0])
+        self.assertEqual(output, "Deleted 3 pairs of store 'a'.\n")
+        self.assertEqual(KeyVal.stores(), ["b"])
+
+    def test_flush_cancelled(self) -> None:
+        for answer in ["no", "", "YES", "y"]:
+            with self.subTest(answer), mock.patch("builtins.input", return_value=answer):
+                self.assertEqual(run("-c", "flush", "-n", "a"), "Flush cancelled.\n")
+            self.assertEqual(KeyVal("a").count(), 3)
+
+    def test_flush_without_an_answer(self) -> None:
+        with (
+            mock.patch("builtins.input", side_effect=EOFError),
+            self.assertRaisesMessage(CommandError, "pass --noinput to skip it"),
+        ):
+            run("-c", "flush", "-n", "a")
+        self.assertEqual(KeyVal("a").count(), 3)
+
+    def test_flush_noinput(self) -> None:
+        for flag in ["--noinput", "--no-input"]:
+            KeyVal("a").set("x1", 1)
+            with self.subTest(flag), mock.patch("builtins.input") as prompt:
+                run("-c", "flush", "-n", "a", flag)
+            prompt.assert_not_called()
+            self.assertEqual(KeyVal("a").count(), 0)
+        self.assertEqual(KeyVal("b").count(), 1)
+        with mock.patch("builtins.input") as prompt:
+            call_command("keyval", "-c", "flush", "-n", "b", interactive=False, stdout=StringIO())
+        prompt.assert_not_called()
+        self.assertEqual(KeyVal.stores(), [])
+
+    def test_flush_all(self) -> None:
+        with mock.patch("builtins.input", return_value="no"):
+            self.assertEqual(run("-c", "flush_all"), "Flush cancelled.\n")
+        self.assertEqual(KeyVal.stores(), ["a", "b"])
+        with mock.patch("builtins.input", return_value="yes") as prompt:
+            self.assertEqual(run("-c", "flush_all"), "Deleted 4 pairs.\n")
+        self.assertIn("every pair of all 2 stores", prompt.call_args[0][0])
+        self.assertEqual(KeyVal.stores(), [])
+
+    def test_flush_all_noinput(self) -> None:
+        with mock.patch("builtins.input") as prompt:
+            self.assertEqual(run("-c", "flush_all", "--noinput"), "Deleted 4 pairs.\n")
+        prompt.assert_not_called()
+        self.assertEqual(KeyValPair.objects.count(), 0)
+
+    def test_cull(self) -> None:
+        KeyVal("a").set("old", 1, timeout=60)
+        KeyVal("b").set("later", 1, timeout=60)
+        KeyValPair.objects.filter(key="old").update(
+            expires_at=timezone.now() - datetime.timedelta(seconds=1)
+        )
+        self.assertEqual(run("-c", "cull"), "Deleted 1 expired pairs.\n")
+        self.assertFalse(KeyValPair.objects.filter(key="old").exists())
+        self.assertTrue(KeyVal("b").exists("later"))
+        self.assertEqual(run("-c", "cull"), "Deleted 0 expired pairs.\n")
+
+    def test_database(self) -> None:
+        other = ("--database", "other")
+        run("-c", "set", "-n", "a", "-k", "x1", "-V", "on other", *other)
+        self.assertEqual(run("-c", "get", "-n", "a", "-k", "x1", *other), "on other\n")
+        self.assertEqual(run("-c", "get", "-n", "a", "-k", "x1"), "1\n")
+        self.assertEqual(run("-c", "stores", *other), "a\n")
+        self.assertEqual(run("-c", "list", "-n", "a", *other), "x1\n")
+        self.assertEqual(run("-c", "incr", "-n", "c", "-k", "n", *other), "1\n")
+        self.assertEqual(run("-c", "exists", "-n", "c", "-k", "n", *other), "True\n")
+        self.assertEqual(run("-c", "exists", "-n", "c", "-k", "n"), "False\n")
+        KeyVal("c", using="other").set("old", 1, timeout=60)
+        KeyValPair.objects.using("other").filter(key="old").update(
+            expires_at=timezone.now() - datetime.timedelta(seconds=1)
+        )
+        self.assertEqual(run("-c", "cull", *other), "Deleted 1 expired pairs.\n")
+        self.assertEqual(run("-c", "flush_all", "--noinput", *other), "Deleted 2 pairs.\n")
+        self.assertEqual(KeyValPair.objects.using("other").count(), 0)
+        self.assertEqual(KeyValPair.objects.count(), 4)
+
+    def test_unknown_database(self) -> None:
+        with self.assertRaisesMessage(CommandError, "there is no database 'nowhere' in DATABASES"):
+            run("-c", "stores", "--database", "nowhere")
+
+
+def sample_values() -> dict[str, dict[str, Any]]:
+    """Values of every kind, in two stores."""
+    aware = datetime.datetime(2024, 2, 29, 23, 59, 59, 999999, tzinfo=datetime.timezone.utc)
+    return {
+        "app": {
+            "int": 42,
+            "negative": -(2**63),
+            "big int": 2**70,
+            "float": 0.1,
+            "negative zero": -0.0,
+            "nan": float("nan"),
+            "bool": True,
+            "none": None,
+            "str": "héllo ☃ \U0001f600",
+            "lone surrogate": "\ud800",
+            "empty": "",
+            "list": [1, "two", [3.5, None], {"k": False}],
+            "dict": {"a": {"b": [1, 2]}},
+            "dict int keys": {1: "one"},
+            "tuple": (1, 2),
+            "nested tuple": [1, (2, 3)],
+            "set": {1, 2, 3},
+            "frozenset": frozenset({"a"}),
+            "bytes": b"\x00\xff",
+            "decimal": decimal.Decimal("1.10"),
+            "aware datetime": aware,
+            "naive datetime": datetime.datetime(2000, 1, 1, 12, 30),
+            "date": datetime.date(1999, 12, 31),
+            "point": Point(1, 2),
+            "int enum": Colour.RED,
+        },
+        "other store": {"int": 1, "über/ключ %_": "x"},
+    }
+
+
+def typed(value: Any) -> Any:
+    """A value with its types spelt out, so 1 == 1.0 == True cannot hide a change."""
+    if isinstance(value, float) and value != value:
+        return ("float", "nan")
+    if isinstance(value, float):
+        return ("float", repr(value))
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, [typed(item) for item in value])
+    if isinstance(value, dict):
+        return ("dict", [(typed(k), typed(v)) for k, v in value.items()])
+    return (type(value).__name__, value)
+
+
+@override_settings(KEYVAL_SERIALIZER="pickle")
+class ExportImportTests(TempDirMixin, TestCase):
+    """export and import: the format, exactness, and all-or-nothing."""
+
+    def fill(self) -> dict[str, dict[str, Any]]:
+        values = sample_values()
+        for store, mapping in values.items():
+            KeyVal(store).set_many(mapping)
+        KeyVal("app").set("expiring", "soon", timeout=3600)
+        KeyVal("app").set("expiring int", 5, timeout=datetime.timedelta(days=400))
+        values["app"]["expiring"] = "soon"
+        values["app"]["expiring int"] = 5
+        return values
+
+    def export(self, *args: str) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in run("-c", "export", *args).splitlines()]
+
+    def test_roundtrip_is_exact(self) -> None:
+        values = self.fill()
+        before = rows()
+        path = os.path.join(self.tmp, "pairs.jsonl")
+        self.assertEqual(
+            run("-c", "export", "--output", path), f"Exported {len(before)} pairs to {path}.\n"
+        )
+        first_export = Path(path).read_text(encoding="utf-8")
+        run("-c", "flush_all", "--noinput")
+        self.assertEqual(KeyValPair.objects.count(), 0)
+
+        self.assertEqual(run("-c", "import", "--input", path), f"Imported {len(before)} pairs.\n")
+
+        for store, mapping in values.items():
+            kv = KeyVal(store)
+            self.assertEqual(list(kv.keys()), sorted(mapping))
+            for key, value in mapping.items():
+                with self.subTest(store=store, key=key):
+                    self.assertEqual(typed(kv.get(key)), typed(value))
+        after = rows()
+        # Store, key, serializer, integer and expiry to the microsecond; pickles byte for byte.
+        self.assertEqual(
+            [(s, k, f, i, e) for s, k, f, _, i, e in after],
+            [(s, k, f, i, e) for s, k, f, _, i, e in before],
+        )
+        self.assertEqual(
+            {(s, k): d for s, k, f, d, _, _ in after if f == "pickle"},
+            {(s, k): d for s, k, f, d, _, _ in before if f == "pickle"},
+        )
+        self.assertEqual(run("-c", "export"), first_export)
+
+    def test_export_format(self) -> None:
+        KeyVal("s").set("list", [1, {"a": None}])
+        KeyVal("s").set("set", {1}, timeout=60)
+        KeyVal("s").set("int", 3)
+        KeyVal("t").set("bytes", b"\x00\xffraw")
+        lines = self.export()
+        self.assertEqual(
+            lines[3],
+            {"store": "t", "key": "bytes", "bytes": "AP9yYXc=", "expires_at": None},
+        )
+        self.assertEqual(lines[0], {"store": "s", "key": "int", "value": 3, "expires_at": None})
+        self.assertEqual(
+            lines[1], {"store": "s", "key": "list", "value": [1, {"a": None}], "expires_at": None}
+        )
+        self.assertEqual(set(lines[2]), {"store", "key", "pickle", "expires_at"})
+        stored = KeyValPair.objects.get(key="set")
+        assert stored.value is not None and stored.expires_at is not None
+        self.assertEqual(base64.b64decode(lines[2]["pickle"]), bytes(stored.value))
+        self.assertEqual(datetime.datetime.fromisoformat(lines[2]["expires_at"]), stored.expires_at)
+        self.assertTrue(lines[2]["expires_at"].endswith("+00:00"))
+
+    def test_export_one_store(self) -> None:
+        self.fill()
+        lines = self.export("-n", "other store")
+        self.assertEqual(
+            [(line["store"], line["key"]) for line in lines],
+            [
+                ("other store", "int"),
+                ("other store", "über/ключ %_"),
+            ],
+        )
+        self.assertEqual(self.export("-n", "missing"), [])
+        with self.assertRaisesMessage(CommandError, "a store name may not be empty"):
+            run("-c", "export", "-n", "")
+
+    def test_export_leaves_out_expired_pairs(self) -> None:
+        KeyVal("s").set("gone", 1, timeout=0)
+        KeyVal("s").set("here", 1)
+        self.assertEqual([line["key"] for line in self.export()], ["here"])
+
+    def test_export_pages_through_stores(self) -> None:
+        KeyVal("s").set_many({f"k{i:02}": i for i in range(7)})
+        KeyVal("t").set_many({f"k{i:02}": str(i) for i in range(3)})
+        stderr = TTYStringIO()
+        stdout = StringIO()
+        with mock.patch.object(transfer, "EXPORT_PAGE_SIZE", 2):
+            call_command("keyval", "-c", "export", stdout=stdout, stderr=stderr)
+        lines = [json.loads(line) for line in stdout.getvalue().splitlines()]
+        self.assertEqual(
+            [(line["store"], line["key"]) for line in lines],
+            [("s", f"k{i:02}") for i in range(7)] + [("t", f"k{i:02}") for i in range(3)],
+        )
+        self.assertEqual(
+            stderr.getvalue(),
+            "\rexported 2 pairs\rexported 4 pairs\rexported 6 pairs\rexported 8 pairs"
+            "\rexported 10 pairs\rexported 10 pairs\n",
+        )
+
+    def test_no_progress_unless_a_terminal(self) -> None:
+        KeyVal("s").set_many({f"k{i}": i for i in range(5)})
+        stderr = StringIO()
+        with mock.patch.object(transfer, "EXPORT_PAGE_SIZE", 2):
+            call_command("keyval", "-c", "export", stdout=StringIO(), stderr=stderr)
+        self.assertEqual(stderr.getvalue(), "")
+        export = run("-c", "export")
+        stderr = StringIO()
+        with mock.patch.object(transfer, "IMPORT_CHUNK_SIZE", 2):
+            call_command(
+                "keyval", "-c", "import", stdin=StringIO(export), stdout=StringIO(), stderr=stderr
+            )
+        self.assertEqual(stderr.getvalue(), "")
+
+    def test_import_progress_on_a_terminal(self) -> None:
+        KeyVal("s").set_many({f"k{i}": i for i in range(5)})
+        export = run("-c", "export")
+        stderr = TTYStringIO()
+        with mock.patch.object(transfer, "IMPORT_CHUNK_SIZE", 2):
+            call_command(
+                "keyval", "-c", "import", stdin=StringIO(export), stdout=StringIO(), stderr=stderr
+            )
+        self.assertEqual(
+            stderr.getvalue(), "\rimported 2 pairs\rimported 4 pairs\rimported 5 pairs\n"
+        )
+
+    def test_import_from_stdin_overwrites_and_keeps_others(self) -> None:
+        KeyVal("s").set("a", "old")
+        KeyVal("s").set("keep", "kept")
+        lines = (
+            '{"store": "s", "key": "a", "value": "new", "expires_at": null}\n'
+            "\n"
+            '{"store": "t", "key": "b", "value": [1], "expires_at": "2999-01-01T00:00:00Z"}\n'
+        )
+        self.assertEqual(run("-c", "import", stdin=StringIO(lines)), "Imported 2 pairs.\n")
+        self.assertEqual(run("-c", "import", "-i", "-", stdin=StringIO(lines), verbosity=0), "")
+        self.assertEqual(KeyVal("s").get("a"), "new")
+        self.assertEqual(KeyVal("s").get("keep"), "kept")
+        self.assertEqual(KeyVal("t").get("b"), [1])
+        self.assertEqual(
+            KeyVal("t").expires_at("b"),
+            datetime.datetime(2999, 1, 1, tzinfo=datetime.timezone.utc),
+        )
+
+    def test_import_later_line_wins(self) -> None:
+        lines = "".join(
+            f'{{"store": "s", "key": "k", "value": {i}, "expires_at": null}}\n' for i in range(3)
+        )
+        run("-c", "import", stdin=StringIO(lines))
+        self.assertEqual(KeyVal("s").get("k"), 2)
+
+    def test_import_skips_expired_pairs(self) -> None:
+        lines = (
+            '{"store": "s", "key": "old", "value": 1, "expires_at": "2001-01-01T00:00:00+00:00"}\n'
+            '{"store": "s", "key": "new", "value": 1, "expires_at": null}\n'
+        )
+        self.assertEqual(
+            run("-c", "import", stdin=StringIO(lines)),
+            "Imported 1 pairs (1 already expired, skipped).\n",
+        )
+        self.assertEqual(rows()[0][:2], ("s", "new"))
+        self.assertEqual(len(rows()), 1)
+
+    def test_import_is_batched(self) -> None:
+        lines = "".join(
+            f'{{"store": "s{i % 3}", "key": "k{i}", "value": {i}, "expires_at": null}}\n'
+            for i in range(2500)
+        )
+        with CaptureQueriesContext(connection) as queries:
+            run("-c", "import", stdin=StringIO(lines), verbosity=0)
+        # A few multi-row statements (as many rows each as the database's
+        # parameter limit allows) and the savepoint around them, not 2500 queries.
+        self.assertLessEqual(len(queries), 25)
+        self.assertEqual(KeyValPair.objects.count(), 2500)
+        self.assertEqual(KeyVal("s1").get("k2497"), 2497)
+
+    def test_invalid_lines_stop_the_import_and_change_nothing(self) -> None:
+        KeyVal("s").set("existing", "unchanged")
+        good = '{"store": "s", "key": "existing", "value": "changed", "expires_at": null}'
+        signed = base64.b64encode(PickleSerializer().dumps({1})).decode()
+        for bad, message in [
+            ("{nope", "line 2: not valid JSON: Expecting property name"),
+            ("[1, 2]", "line 2: expected a JSON object, not list"),
+            ('{"store": "s", "key": "k", "value": 1}', 'line 2: the field "expires_at" is missing'),
+            ('{"key": "k", "value": 1, "expires_at": null}', 'the field "store" is missing'),
+            ('{"store": "s", "key": "k", "expires_at": null}', 'exactly one of the fields "value"'),
+            (
+                f'{{"store": "s", "key": "k", "value": 1, "pickle": "{signed}", '
+                '"expires_at": null}',
+                'exactly one of the fields "value", "pickle" and "bytes"',
+            ),
+            ('{"store": "s", "key": "k", "value": 1, "expires_at": null, "x": 1}', "unknown field"),
+            (
+                '{"store": 5, "key": "k", "value": 1, "expires_at": null}',
+                '"store" must be a string',
+            ),
+            ('{"store": "s", "key": 5, "value": 1, "expires_at": null}', '"key" must be a string'),
+            ('{"store": "", "key": "k", "value": 1, "expires_at": null}', "may not be empty"),
+            ('{"store": "s", "key": "a\\u0000", "value": 1, "expires_at": null}', "NUL character"),
+            (
+                '{"store": "s", "key": "k", "value": 1, "expires_at": 5}',
+                "a string or null, not int",
+            ),
+            ('{"store": "s", "key": "k", "value": 1, "expires_at": "soon"}', "not an ISO 8601"),
+            (
+                '{"store": "s", "key": "k", "value": 1, "expires_at": "2999-01-01T00:00:00"}',
+                "must include a UTC offset",
+            ),
+            ('{"store": "s", "key": "k", "pickle": 5, "expires_at": null}', "base64 string, not"),
+            ('{"store": "s", "key": "k", "pickle": "!!", "expires_at": null}', "not valid base64"),
+            (
+                '{"store": "s", "key": "k", "bytes": "!!", "expires_at": null}',
+                '"bytes" is not valid',
+            ),
+            ('{"store": "s", "key": "k", "bytes": [], "expires_at": null}', "base64 string, not"),
+            ('{"store": "s", "key": "k", "value": 1, "bytes": "", "expires_at": null}', "exactly"),
+        ]:
+            with self.subTest(bad=bad):
+                with self.assertRaisesMessage(CommandError, message) as raised:
+                    run("-c", "import", stdin=StringIO(f"{good}\n{bad}\n{good}\n"))
+                self.assertIn("line 2:", str(raised.exception))
+                self.assertIn("nothing was imported", str(raised.exception))
+                self.assertEqual(KeyVal("s").get("existing"), "unchanged")
+                self.assertEqual(KeyValPair.objects.count(), 1)
+
+    def test_import_of_a_value_too_large(self) -> None:
+        with override_settings(KEYVAL_MAX_VALUE_SIZE=100):
+            for field, value in [
+                ("value", json.dumps(["x" * 200])),
+                (
+                    "pickle",
+                    json.dumps(base64.b64encode(PickleSerializer().dumps(["x" * 200])).decode()),
+                ),
+            ]:
+                line = f'{{"store": "s", "key": "k", "{field}": {value}, "expires_at": null}}'
+                with self.subTest(field), self.assertRaisesMessage(CommandError, "line 1:"):
+                    run("-c", "import", stdin=StringIO(line))
+        self.assertEqual(KeyValPair.objects.count(), 0)
+
+    def test_import_from_files(self) -> None:
+        with self.assertRaisesMessage(CommandError, "cannot read"):
+            run("-c", "import", "--input", os.path.join(self.tmp, "missing.jsonl"))
+        latin1 = os.path.join(self.tmp, "latin1.jsonl")
+        Path(latin1).write_bytes('{"store": "s", "key": "é"}'.encode("latin-1"))
+        with self.assertRaisesMessage(CommandError, "is not UTF-8 text"):
+            run("-c", "import", "--input", latin1)
+
+    def test_export_to_unwritable_place(self) -> None:
+        KeyVal("s").set("k", 1)
+        with self.assertRaisesMessage(CommandError, "cannot write"):
+            run("-c", "export", "-o", os.path.join(self.tmp, "no", "such", "dir", "x.jsonl"))
+
+    def test_export_to_stdout_dash(self) -> None:
+        KeyVal("s").set("k", 1)
+        self.assertEqual(
+            run("-c", "export", "-o", "-"),
+            '{"store": "s", "key": "k", "value": 1, "expires_at": null}\n',
+        )
+
+    def test_custom_serializer_rows(self) -> None:
+        dotted = f"{__name__}.ReversedJSONSerializer"
+        with override_settings(KEYVAL_SERIALIZER=dotted):
+            KeyVal("s").set("list", [1, "a"])
+            KeyVal("s").set("tuple", (1, "a"))
+            lines = self.export()
+        self.assertEqual(lines[0]["value"], [1, "a"])
+        self.assertIn("pickle", lines[1])
+        run("-c", "flush_all", "--noinput")
+        run("-c", "import", stdin=StringIO("\n".join(json.dumps(line) for line in lines)))
+        self.assertEqual(typed(KeyVal("s").get("tuple")), typed((1, "a")))
+        self.assertEqual(KeyValPair.objects.get(key="tuple").serializer, "pickle")
+
+    def test_custom_serializer_value_that_pickle_refuses(self) -> None:
+        with override_settings(KEYVAL_SERIALIZER=f"{__name__}.UnpicklableSerializer"):
+            KeyVal("s").set("k", [1])
+            with self.assertRaisesMessage(
+                CommandError, "cannot export key 'k' of store 's': its value is neither JSON nor"
+            ):
+                run("-c", "export")
+
+    @override_settings(USE_TZ=False, TIME_ZONE="Europe/Paris")
+    def test_roundtrip_without_time_zones(self) -> None:
+        KeyVal("s").set("k", "v", timeout=3600)
+        stored = KeyValPair.objects.get().expires_at
+        assert stored is not None
+        self.assertTrue(timezone.is_naive(stored))
+        export = run("-c", "export")
+        self.assertEqual(
+            json.loads(export)["expires_at"],
+            timezone.make_aware(stored).astimezone(datetime.timezone.utc).isoformat(),
+        )
+        run("-c", "flush_all", "--noinput")
+        run("-c", "import", stdin=StringIO(export))
+        self.assertEqual(KeyValPair.objects.get().expires_at, stored)
+
+    def test_import_lines_api(self) -> None:
+        lines = ['{"store": "s", "key": "k", "value": 1, "expires_at": null}']
+        self.assertEqual(transfer.import_lines(lines), transfer.ImportResult(1, 0))
+        self.assertEqual(
+            list(transfer.export_lines(store="s")),
+            ['{"store": "s", "key": "k", "value": 1, "expires_at": null}'],
+        )
+        with self.assertRaisesMessage(
+            transfer.TransferError, "there is no database 'nowhere' in DATABASES"
+        ):
+            transfer.import_lines(lines, using="nowhere")
+
+    def test_import_accepts_pickles_signed_with_a_fallback_key(self) -> None:
+        with override_settings(SECRET_KEY="the-old-key"):
+            KeyVal("s").set("k", {1, 2})
+            export = run("-c", "export")
+        with self.assertRaisesMessage(CommandError, "failed its signature check"):
+            run("-c", "import", stdin=StringIO(export))
+        with override_settings(SECRET_KEY_FALLBACKS=["the-old-key"]):
+            self.assertEqual(run("-c", "import", stdin=StringIO(export)), "Imported 1 pairs.\n")
+            self.assertEqual(KeyVal("s").get("k"), {1, 2})
+
+
+class TamperedPickleTests(TempDirMixin, TestCase):
+    """A pickle written behind the package's back is never unpickled by the command."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.proof = os.path.join(self.tmp, "pwned")
+        KeyVal("s").set("a", "before")
+        insert_raw("s", "evil", forged_pickle(self.proof))
+        KeyVal("s").set("z", "after")
+
+    def assertNotUnpickled(self) -> None:
+        self.assertFalse(os.path.exists(self.proof), "the forged pickle was unpickled")
+
+    def test_get_and_pop_refuse(self) -> None:
+        for command in ["get", "pop"]:
+            with (
+                self.subTest(command),
+                self.assertRaisesMessage(CommandError, "failed its signature check"),
+            ):
+                run("-c", command, "-n", "s", "-k", "evil")
+        self.assertNotUnpickled()
+        self.assertTrue(KeyValPair.objects.filter(key="evil").exists())
+
+    def test_export_stops_naming_store_and_key(self) -> None:
+        output = os.path.join(self.tmp, "export.jsonl")
+        for args in [(), ("-o", output), ("-n", "s", "-o", output)]:
+            with (
+                self.subTest(args),
+                self.assertRaisesMessage(
+                    CommandError, "the value of key 'evil' in store 's' failed its signature check"
+                ),
+            ):
+                run("-c", "export", *args)
+        self.assertNotUnpickled()
+        self.assertFalse(os.path.exists(output))
+        self.assertEqual(os.listdir(self.tmp), [])  # no temporary file left behind either
+
+    def test_failed_export_keeps_an_earlier_file(self) -> None:
+        output = Path(self.tmp, "export.jsonl")
+        output.write_text("earlier\n")
+        with self.assertRaises(CommandError):
+            run("-c", "export", "-o", str(output))
+        self.assertEqual(output.read_text(), "earlier\n")
+
+    def test_import_of_a_forged_pickle(self) -> None:
+        before = rows()
+        forged = base64.b64encode(forged_pickle(self.proof)).decode()
+        lines = (
+            '{"store": "t", "key": "fine", "value": 1, "expires_at": null}\n'
+            '{"store": "s", "key": "a", "value": "overwritten", "expires_at": null}\n'
+            f'{{"store": "t", "key": "evil", "pickle": "{forged}", "expires_at": null}}\n'
+        )
+        with self.assertRaisesMessage(
+            CommandError,
+            "line 3: the pickled value of key 'evil' in store 't' failed its signature check",
+        ):
+            run("-c", "import", stdin=StringIO(lines))
+        self.assertNotUnpickled()
+        self.assertEqual(rows(), before)
+
+
+class SubprocessTests(TempDirMixin, TestCase):
+    """The command run by the example project's manage.py, as a shell script would."""
+
+    def manage(self, *args: str) -> subprocess.CompletedProcess[str]:
+        environment = {**os.environ, "PYTHONPATH": str(REPO)}
+        environment.pop("DJANGO_SETTINGS_MODULE", None)
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=self.project,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    def test_exit_status_and_output(self) -> None:
+        # A copy of the example project, so its database is created in the copy.
+        self.project = os.path.join(self.tmp, "example")
+        shutil.copytree(
+            REPO / "example",
+            self.project,
+            ignore=shutil.ignore_patterns("*.sqlite3", "__pycache__"),
+        )
+        migrate = self.manage("migrate", "-v", "0")
+        self.assertEqual(migrate.returncode, 0, migrate.stderr)
+
+        stored = self.manage("keyval", "-c", "set", "-n", "name", "-k", "key", "-V", "value")
+        self.assertEqual(
+            (stored.returncode, stored.stdout), (0, "Created key 'key' in store 'name'.\n")
+        )
+        fetched = self.manage("keyval", "-c", "get", "-n", "name", "-k", "key")
+        self.assertEqual((fetched.returncode, fetched.stdout, fetched.stderr), (0, "value\n", ""))
+
+        missing = self.manage("keyval", "-c", "get", "-n", "name", "-k", "nope")
+        self.assertEqual(missing.returncode, 1)
+        self.assertEqual(missing.stdout, "")
+        self.assertIn("CommandError: key 'nope' not found in store 'name'", missing.stderr)
+
+        unknown = self.manage("keyval", "-c", "fetch")
+        self.assertNotEqual(unknown.returncode, 0)
+        self.assertIn("invalid choice: 'fetch'", unknown.stderr)
+
+        self.assertTrue(os.path.exists(os.path.join(self.project, "db.sqlite3")))
