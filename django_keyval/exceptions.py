@@ -22,7 +22,7 @@ class KeyNotFoundError(KeyValError, KeyError):
 
 
 class StoreDisconnectedError(KeyValError, NameError):
-    """Raised when a store is used after :meth:`KeyVal.disconnect`."""
+    """Raised when a store is used after :meth:`~django_keyval.models.KeyVal.disconnect`."""
 
 
 class ArgumentTypeError(KeyValError, TypeError):
