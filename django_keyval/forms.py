@@ -20,6 +20,7 @@ from django import forms
 from django.db import transaction
 from django.utils import timezone
 from django.utils.functional import cached_property
+from django.utils.html import escape
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -113,8 +114,11 @@ class DecodedValue:
         """A one-line representation, cut to :attr:`PREVIEW_LENGTH` characters."""
         if self.problem:
             return self.problem
+        value = self.value
+        if type(value) in (str, bytes) and len(value) > self.PREVIEW_LENGTH:
+            value = value[: self.PREVIEW_LENGTH]  # no need to repr megabytes to show 80 characters
         try:
-            text = " ".join(repr(self.value).split())
+            text = " ".join(repr(value).split())
         except Exception as error:  # a user class whose __repr__ fails
             return f"<{type(self.value).__name__}: repr() failed: {type(error).__name__}>"
         if len(text) > self.PREVIEW_LENGTH:
@@ -232,12 +236,13 @@ class KeyValPairForm(_PairModelForm):
         field.disabled = True
         field.required = False
         if current.problem:
-            field.help_text = gettext("Read-only: %(detail)s") % {"detail": current.detail}
+            # The admin renders help texts as HTML, and the detail quotes the key.
+            field.help_text = gettext("Read-only: %(detail)s") % {"detail": escape(current.detail)}
         else:
             field.help_text = gettext(
                 "Read-only: JSON cannot represent a value of type %(type)s, so it cannot be "
                 "edited here. Saving keeps it as it is."
-            ) % {"type": current.type_name}
+            ) % {"type": escape(current.type_name)}
 
     @property
     def value_editable(self) -> bool:

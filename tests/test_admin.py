@@ -296,6 +296,14 @@ class TamperedPickleTests(AdminTestCase):
         self.assertEqual(stored.expires_at, expires)
         self.assertFalse(os.path.exists(self.path))
 
+    def test_html_in_the_key_is_escaped(self) -> None:
+        row = insert_raw("s", "<b>bold</b>", b"\x00" * 40, "pickle")
+        response = self.client.get(change_url(row))
+        self.assertContains(response, "&lt;b&gt;bold&lt;/b&gt;")
+        self.assertNotContains(response, "<b>bold</b>")
+        response = self.client.get(CHANGELIST)
+        self.assertNotContains(response, "<b>bold</b>")
+
     def test_deleting_it(self) -> None:
         url = reverse("admin:django_keyval_keyvalpair_delete", args=[self.row.pk])
         response = self.client.post(url, {"post": "yes"})
