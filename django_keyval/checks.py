@@ -65,7 +65,8 @@ def check_databases(app_configs: Any = None, databases: Any = None, **kwargs: An
                 errors.append(
                     Warning(
                         f"Database {alias!r} is not connected with charset utf8mb4.",
-                        hint="Add 'charset': 'utf8mb4' to its OPTIONS so keys may hold any character.",
+                        hint="Add 'charset': 'utf8mb4' to its OPTIONS so keys may hold any "
+                        "character.",
                         id="keyval.W001",
                     )
                 )

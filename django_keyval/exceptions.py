@@ -30,7 +30,7 @@ class ArgumentTypeError(KeyValError, TypeError):
 
 
 class InvalidKeyError(KeyValError, ValueError):
-    """Raised when a key or store name is empty, too long or has characters the databases cannot store."""
+    """Raised when a key or store name is empty, too long or has a character no database stores."""
 
 
 class InvalidTimeoutError(KeyValError, ValueError):

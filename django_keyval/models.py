@@ -16,7 +16,7 @@ MAX_STORE_NAME_LENGTH = 200
 MAX_KEY_LENGTH = 500
 
 
-class BinaryCollationCharField(models.CharField):
+class BinaryCollationCharField(models.CharField):  # type: ignore[type-arg]
     """A ``CharField`` compared and sorted by code point on every database.
 
     The default collations of MariaDB/MySQL ignore case, accents and trailing
@@ -85,9 +85,14 @@ class KeyValPair(models.Model):
 
     def decoded_value(self) -> Any:
         """Return the stored value, checking a pickle's signature before unpickling it."""
+        from .conf import keyval_settings
+        from .serializers import get_serializer
         from .store import decode_value
 
-        return decode_value(self.store, self.key, self.serializer, self.value, self.integer_value)
+        configured = get_serializer(keyval_settings.SERIALIZER)
+        return decode_value(
+            self.store, self.key, self.serializer, self.value, self.integer_value, configured
+        )
 
 
 from .store import KeyVal  # noqa: E402  (the public API lives beside its table)

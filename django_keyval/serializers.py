@@ -21,7 +21,7 @@ import hmac
 import json
 import math
 import pickle
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any, Protocol, runtime_checkable
 
 from django.conf import settings
@@ -166,13 +166,13 @@ _BUILTIN_SERIALIZERS: dict[str, type] = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def get_serializer(spec: str) -> Serializer:
     """Return the serializer named by ``spec``: ``"pickle"``, ``"json"`` or a dotted path."""
     if not isinstance(spec, str):
         raise TypeError(f"a serializer is given as a str, not {type(spec).__name__}")
     if spec in _BUILTIN_SERIALIZERS:
-        return _BUILTIN_SERIALIZERS[spec]()
+        return _BUILTIN_SERIALIZERS[spec]()  # type: ignore[no-any-return]
     try:
         serializer = import_string(spec)()
     except ImportError as error:
@@ -185,7 +185,7 @@ def get_serializer(spec: str) -> Serializer:
 
 
 def serializer_by_name(name: str, *candidates: Serializer) -> Serializer:
-    """Return the serializer that wrote rows tagged ``name``: a built-in one or one of ``candidates``."""
+    """Return the serializer that wrote rows tagged ``name``: built in, or among ``candidates``."""
     if name in _BUILTIN_SERIALIZERS:
         return get_serializer(name)
     for candidate in candidates:

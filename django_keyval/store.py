@@ -11,6 +11,7 @@ import datetime
 import math
 import types
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from contextlib import suppress
 from itertools import islice
 from typing import Any, Generic, TypeVar
 
@@ -99,7 +100,8 @@ def _expiry(timeout: Timeout, now: datetime.datetime) -> datetime.datetime | Non
         seconds = float(timeout)
     else:
         raise ArgumentTypeError(
-            f"a timeout is seconds (int or float), a timedelta or None, not {type(timeout).__name__}"
+            "a timeout is seconds (int or float), a timedelta or None, "
+            f"not {type(timeout).__name__}"
         )
     if math.isnan(seconds) or math.isinf(seconds) or seconds < 0:
         raise InvalidTimeoutError(f"a timeout must be a finite number >= 0, not {timeout!r}")
@@ -192,9 +194,7 @@ class KeyVal:
         self._connected = True
 
     @classmethod
-    def connect(
-        cls, name: str, using: str | None = None, serializer: str | None = None
-    ) -> KeyVal:
+    def connect(cls, name: str, using: str | None = None, serializer: str | None = None) -> KeyVal:
         """Return a store connected to ``name``; the same as ``KeyVal(name)``."""
         return cls(name, using=using, serializer=serializer)
 
@@ -256,10 +256,9 @@ class KeyVal:
             return None, value, INTEGER_FORMAT
         data = None
         if value_type is str:
-            try:
+            # A lone surrogate cannot be UTF-8: the serializer may still manage.
+            with suppress(UnicodeEncodeError):
                 data, name = value.encode(), STR_FORMAT
-            except UnicodeEncodeError:
-                pass  # a lone surrogate: the serializer may still manage
         elif value_type is bytes:
             data, name = value, BYTES_FORMAT
         if data is None:
@@ -316,7 +315,10 @@ class KeyVal:
         return created
 
     def get(self, key: str) -> Any:
-        """Return the value of ``key``; raise :class:`~django_keyval.exceptions.KeyNotFoundError` if missing."""
+        """Return the value of ``key``.
+
+        Raise :class:`~django_keyval.exceptions.KeyNotFoundError` if it is missing.
+        """
         value = self.get_default(key, _MISSING)
         if value is _MISSING:
             raise self._missing(key)
@@ -332,7 +334,9 @@ class KeyVal:
         return self._decode(key, *row)
 
     def pop(self, key: str) -> Any:
-        """Delete ``key`` and return its value; raise :class:`~django_keyval.exceptions.KeyNotFoundError` if missing.
+        """Delete ``key`` and return its value.
+
+        Raise :class:`~django_keyval.exceptions.KeyNotFoundError` if it is missing.
 
         Atomic: of several callers popping the same key, one gets the value.
         """
@@ -413,7 +417,7 @@ class KeyVal:
         return added
 
     def touch(self, key: str, timeout: Timeout = None) -> bool:
-        """Give ``key`` a new timeout (``None``: never expire); return ``False`` if it is missing."""
+        """Give ``key`` a new timeout (``None``: never expire); ``False`` if it is missing."""
         _check_key(key)
         connection, operations = self._database(write=True)
         now = timezone.now()
@@ -440,7 +444,7 @@ class KeyVal:
         expires = row[0]
         if expires is not None and timezone.is_naive(expires):
             expires = timezone.make_aware(expires)
-        return expires
+        return expires  # type: ignore[no-any-return]
 
     @_StoreOrClassMethod
     def cull(self_or_cls: Any, using: str | None = None) -> int:  # noqa: N805
@@ -564,7 +568,13 @@ class KeyVal:
             low, inclusive = prefix, True
             while True:
                 page = operations.page(
-                    connection, self._name, low, inclusive, high, now, with_values,
+                    connection,
+                    self._name,
+                    low,
+                    inclusive,
+                    high,
+                    now,
+                    with_values,
                     ITERATION_CHUNK_SIZE,
                 )
                 yield from page
@@ -663,7 +673,8 @@ class KeyVal:
     @_StoreOrClassMethod
     async def aflush_all(self_or_cls: Any, using: str | None = None) -> int:  # noqa: N805
         """Async :meth:`flush_all`."""
-        return await sync_to_async(self_or_cls.flush_all)(using)
+        result = await sync_to_async(self_or_cls.flush_all)(using)
+        return result  # type: ignore[no-any-return]
 
     async def aadd(self, key: str, value: Any, timeout: Timeout = None) -> bool:
         """Async :meth:`add`."""
@@ -680,7 +691,8 @@ class KeyVal:
     @_StoreOrClassMethod
     async def acull(self_or_cls: Any, using: str | None = None) -> int:  # noqa: N805
         """Async :meth:`cull`."""
-        return await sync_to_async(self_or_cls.cull)(using)
+        result = await sync_to_async(self_or_cls.cull)(using)
+        return result  # type: ignore[no-any-return]
 
     async def aincr(self, key: str, delta: int = 1) -> int:
         """Async :meth:`incr`."""
@@ -709,7 +721,8 @@ class KeyVal:
     @_StoreOrClassMethod
     async def astores(self_or_cls: Any, using: str | None = None) -> list[str]:  # noqa: N805
         """Async :meth:`stores`."""
-        return await sync_to_async(self_or_cls.stores)(using)
+        result = await sync_to_async(self_or_cls.stores)(using)
+        return result  # type: ignore[no-any-return]
 
     async def _aiterate(self, iterator_factory: Callable[[], Iterator[_T]]) -> AsyncIterator[_T]:
         # The sync iterator is created and advanced in Django's sync thread,

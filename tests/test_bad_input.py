@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from django.db import connection
 from django.test import TestCase, override_settings
@@ -14,7 +15,15 @@ from django_keyval.models import MAX_KEY_LENGTH, MAX_STORE_NAME_LENGTH, KeyVal, 
 def snapshot() -> list[tuple[Any, ...]]:
     """Every row as the database holds it."""
     return [
-        (row.store, row.key, bytes(row.value or b""), row.integer_value, row.serializer, row.version, row.expires_at)
+        (
+            row.store,
+            row.key,
+            bytes(row.value or b""),
+            row.integer_value,
+            row.serializer,
+            row.version,
+            row.expires_at,
+        )
         for row in KeyValPair.objects.order_by("store", "key")
     ]
 
@@ -44,12 +53,16 @@ class BadInputTests(TestCase):
     def test_keys_and_names_that_are_not_str(self) -> None:
         for bad in (1, 1.5, b"key", None, ("k",), ["k"]):
             with self.subTest(bad=bad):
-                self.assertRefused(lambda: self.kv.get(bad), TypeError, type(bad).__name__)
-                self.assertRefused(lambda: self.kv.set(bad, 1), TypeError, "key must be a str")
-                self.assertRefused(lambda: KeyVal(bad), TypeError, "store name must be a str")
+                self.assertRefused(lambda bad=bad: self.kv.get(bad), TypeError, type(bad).__name__)
+                self.assertRefused(
+                    lambda bad=bad: self.kv.set(bad, 1), TypeError, "key must be a str"
+                )
+                self.assertRefused(
+                    lambda bad=bad: KeyVal(bad), TypeError, "store name must be a str"
+                )
                 if not isinstance(bad, list):
-                    self.assertRefused(lambda: self.kv.set_many({bad: 1}), TypeError)
-                self.assertRefused(lambda: self.kv.get_many([bad]), TypeError)
+                    self.assertRefused(lambda bad=bad: self.kv.set_many({bad: 1}), TypeError)
+                self.assertRefused(lambda bad=bad: self.kv.get_many([bad]), TypeError)
 
     def test_no_silent_int_string_equivalence(self) -> None:
         self.kv.set("1", "string key")
@@ -68,9 +81,15 @@ class BadInputTests(TestCase):
         self.assertTrue(KeyVal("𝄞" * MAX_STORE_NAME_LENGTH).set("😀" * MAX_KEY_LENGTH, 2))
         self.assertEqual(KeyVal("𝄞" * MAX_STORE_NAME_LENGTH).get("😀" * MAX_KEY_LENGTH), 2)
         self.before = snapshot()
-        self.assertRefused(lambda: self.kv.set("k" * (MAX_KEY_LENGTH + 1), 1), ValueError, "at most 500")
-        self.assertRefused(lambda: self.kv.get("k" * (MAX_KEY_LENGTH + 1)), ValueError, "at most 500")
-        self.assertRefused(lambda: KeyVal("n" * (MAX_STORE_NAME_LENGTH + 1)), ValueError, "at most 200")
+        self.assertRefused(
+            lambda: self.kv.set("k" * (MAX_KEY_LENGTH + 1), 1), ValueError, "at most 500"
+        )
+        self.assertRefused(
+            lambda: self.kv.get("k" * (MAX_KEY_LENGTH + 1)), ValueError, "at most 500"
+        )
+        self.assertRefused(
+            lambda: KeyVal("n" * (MAX_STORE_NAME_LENGTH + 1)), ValueError, "at most 200"
+        )
 
     def test_nul_characters(self) -> None:
         self.assertRefused(lambda: self.kv.set("a\x00b", 1), ValueError, "NUL")
@@ -88,16 +107,18 @@ class BadInputTests(TestCase):
             for bad in (lambda: None, open_file, (x for x in [])):
                 with self.subTest(value=type(bad).__name__):
                     error = self.assertRefused(
-                        lambda: self.kv.set("kept", bad), TypeError, "'kept'", "pickle"
+                        lambda bad=bad: self.kv.set("kept", bad), TypeError, "'kept'", "pickle"
                     )
                     self.assertIsInstance(error, exceptions.SerializationError)
                     self.assertIsNotNone(error.__cause__)
-                    self.assertRefused(lambda: self.kv.add("new", bad), TypeError)
+                    self.assertRefused(lambda bad=bad: self.kv.add("new", bad), TypeError)
 
     def test_value_size_limit(self) -> None:
         limit = 8 * 1024 * 1024
         self.assertRefused(lambda: self.kv.set("kept", b"x" * (limit + 1)), ValueError, str(limit))
-        self.assertRefused(lambda: self.kv.set("kept", "x" * (limit + 1)), ValueError, "KEYVAL_MAX_VALUE_SIZE")
+        self.assertRefused(
+            lambda: self.kv.set("kept", "x" * (limit + 1)), ValueError, "KEYVAL_MAX_VALUE_SIZE"
+        )
         with override_settings(KEYVAL_MAX_VALUE_SIZE=10):
             self.assertRefused(lambda: self.kv.set("kept", [1] * 20), ValueError, "10 bytes")
 
@@ -113,9 +134,15 @@ class BadInputTests(TestCase):
     def test_timeouts(self) -> None:
         for bad in (-1, float("nan"), float("inf"), float("-inf")):
             with self.subTest(timeout=bad):
-                self.assertRefused(lambda: self.kv.set("kept", 2, timeout=bad), ValueError, "timeout")
-                self.assertRefused(lambda: self.kv.touch("kept", bad), ValueError, "timeout")
-                self.assertRefused(lambda: self.kv.set_many({"kept": 2}, timeout=bad), ValueError)
+                self.assertRefused(
+                    lambda bad=bad: self.kv.set("kept", 2, timeout=bad), ValueError, "timeout"
+                )
+                self.assertRefused(
+                    lambda bad=bad: self.kv.touch("kept", bad), ValueError, "timeout"
+                )
+                self.assertRefused(
+                    lambda bad=bad: self.kv.set_many({"kept": 2}, timeout=bad), ValueError
+                )
 
     def test_incr_of_non_integer(self) -> None:
         # Classifying the failure takes a look at the row, so queries happen here.

@@ -41,7 +41,9 @@ class DatabaseCheckTests(SimpleTestCase):
         self.assertIn("django.db.backends.oracle", errors[0].msg)
 
     def test_mysql_without_utf8mb4_is_a_warning(self) -> None:
-        self.add_database("mysqlish", {"ENGINE": "django.db.backends.mysql", "NAME": "x", "OPTIONS": {}})
+        self.add_database(
+            "mysqlish", {"ENGINE": "django.db.backends.mysql", "NAME": "x", "OPTIONS": {}}
+        )
         try:
             import MySQLdb  # noqa: F401
         except ImportError:
@@ -75,7 +77,9 @@ class ModelTests(TestCase):
         for key in ("a", "A", "á", "a "):
             KeyVal("tests.model").set(key, key)
         self.assertEqual(KeyValPair.objects.count(), 4)
-        self.assertEqual(list(KeyValPair.objects.values_list("key", flat=True)), ["A", "a", "a ", "á"])
+        self.assertEqual(
+            list(KeyValPair.objects.values_list("key", flat=True)), ["A", "a", "a ", "á"]
+        )
 
 
 class MigrationTests(TestCase):

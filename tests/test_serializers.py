@@ -120,7 +120,9 @@ class PickleSigningTests(TestCase):
         with override_settings(SECRET_KEY="old-secret-key-value"):
             kv.set("k", {"v": 1})
             kv.set("kept", {"v": 2})
-        with override_settings(SECRET_KEY="new-secret-key-value", SECRET_KEY_FALLBACKS=["old-secret-key-value"]):
+        with override_settings(
+            SECRET_KEY="new-secret-key-value", SECRET_KEY_FALLBACKS=["old-secret-key-value"]
+        ):
             self.assertEqual(kv.get("k"), {"v": 1})
             row = KeyValPair.objects.get(key="k")
             self.assertFalse(PickleSerializer().is_signed_with_current_key(bytes(row.value)))
@@ -140,7 +142,9 @@ class NativeFormatTests(TestCase):
         kv.set("s", "text ✓")
         kv.set("b", b"\x00raw")
         rows = {row.key: row for row in KeyValPair.objects.filter(store="tests.native")}
-        self.assertEqual((rows["i"].serializer, rows["i"].integer_value, rows["i"].value), ("int", 7, None))
+        self.assertEqual(
+            (rows["i"].serializer, rows["i"].integer_value, rows["i"].value), ("int", 7, None)
+        )
         self.assertEqual((rows["s"].serializer, bytes(rows["s"].value)), ("str", "text ✓".encode()))
         self.assertEqual((rows["b"].serializer, bytes(rows["b"].value)), ("bytes", b"\x00raw"))
         self.assertEqual(rows["s"].decoded_value(), "text ✓")
@@ -166,7 +170,16 @@ class JSONSerializerTests(TestCase):
     def test_json_refuses_what_it_cannot_represent_before_any_query(self) -> None:
         kv = KeyVal("tests.json", serializer="json")
         kv.set("k", ["kept"])
-        for value in ({1, 2}, (1, 2), {1: "a"}, float("nan"), float("inf"), object(), [b"x"], {"a": {3}}):
+        for value in (
+            {1, 2},
+            (1, 2),
+            {1: "a"},
+            float("nan"),
+            float("inf"),
+            object(),
+            [b"x"],
+            {"a": {3}},
+        ):
             with self.subTest(value=value), self.assertNumQueries(0):
                 with self.assertRaises(TypeError) as raised:
                     kv.set("k", value)

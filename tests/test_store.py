@@ -469,7 +469,9 @@ class BulkAndListingTests(TestCase):
         self.assertEqual(list(self.kv.keys("user%")), ["user%1"])
         self.assertEqual(list(self.kv.keys("%")), ["%"])
         self.assertEqual(list(self.kv.keys("_")), ["_x"])
-        self.assertEqual(list(self.kv.keys("user")), sorted(["user:1", "user:2", "user_1", "user%1", "users"]))
+        self.assertEqual(
+            list(self.kv.keys("user")), sorted(["user:1", "user:2", "user_1", "user%1", "users"])
+        )
         self.assertEqual(list(self.kv.items("users")), [("users", 0)])
         self.assertEqual(list(self.kv.values("nothing")), [])
 
@@ -592,14 +594,13 @@ class TransactionTests(TransactionTestCase):
     def test_operations_roll_back_with_the_callers_transaction(self) -> None:
         kv = KeyVal("tests.tx")
         kv.set("kept", 1)
-        with self.assertRaises(RuntimeError):
-            with transaction.atomic():
-                kv.set("kept", 2)
-                kv.set("new", 1)
-                kv.incr("counter")
-                kv.pop("kept")
-                kv.set_many({"a": 1})
-                raise RuntimeError
+        with self.assertRaises(RuntimeError), transaction.atomic():
+            kv.set("kept", 2)
+            kv.set("new", 1)
+            kv.incr("counter")
+            kv.pop("kept")
+            kv.set_many({"a": 1})
+            raise RuntimeError
         self.assertEqual(kv.get("kept"), 1)
         self.assertEqual(list(kv.keys()), ["kept"])
 
@@ -682,7 +683,6 @@ class AsyncTests(TestCase):
         self.assertEqual(await kv.aflush(), 1)
         await kv.aset("x", 1)
         self.assertEqual(await KeyVal.aflush_all(), 1)
-
 
 
 class AsyncioRunTests(TransactionTestCase):

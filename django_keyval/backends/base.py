@@ -32,7 +32,9 @@ class BaseOperations:
         from ..models import KeyValPair
 
         quote = connection.ops.quote_name
-        fields = {field.name: quote(field.column) for field in KeyValPair._meta.concrete_fields}
+        fields = {
+            field.name: quote(str(field.column)) for field in KeyValPair._meta.concrete_fields
+        }
         self.table = table = quote(KeyValPair._meta.db_table)
         self.id = fields["id"]
         self.store = store = fields["store"]
@@ -126,7 +128,7 @@ class BaseOperations:
         now = connection.ops.adapt_datetimefield_value(timezone.now())
         if isinstance(now, str) and not isinstance(expires, str):
             expires = str(expires)
-        return expires > now
+        return bool(expires > now)
 
     def get(self, connection: BaseDatabaseWrapper, store: str, key: str) -> Any:
         """Return ``(value, integer, serializer)`` of a live pair, or ``None``."""
@@ -154,19 +156,19 @@ class BaseOperations:
         """Insert or overwrite a pair; return whether it was new (or had expired)."""
         with connection.cursor() as cursor:
             cursor.execute(self.sql_set, (*row, now))
-            return cursor.fetchone()[0] == 1
+            return bool(cursor.fetchone()[0] == 1)
 
     def add(self, connection: BaseDatabaseWrapper, row: Sequence[Any], now: Any) -> bool:
         """Insert a pair unless a live one exists; return whether it was stored."""
         with connection.cursor() as cursor:
             cursor.execute(self.sql_add, (*row, now))
-            return cursor.rowcount == 1
+            return bool(cursor.rowcount == 1)
 
     def delete(self, connection: BaseDatabaseWrapper, store: str, key: str, now: Any) -> bool:
         """Delete a live pair; return whether there was one."""
         with connection.cursor() as cursor:
             cursor.execute(self.sql_delete, (store, key, now))
-            return cursor.rowcount > 0
+            return bool(cursor.rowcount > 0)
 
     def pop(self, connection: BaseDatabaseWrapper, store: str, key: str, now: Any) -> Any:
         """Delete a live pair; return ``(value, integer, serializer, expires_at)``, or ``None``."""
@@ -180,7 +182,7 @@ class BaseOperations:
         """Give a live pair a new expiry; return whether there was one."""
         with connection.cursor() as cursor:
             cursor.execute(self.sql_touch, (expires, now, store, key, now))
-            return cursor.rowcount > 0
+            return bool(cursor.rowcount > 0)
 
     def incr(
         self, connection: BaseDatabaseWrapper, store: str, key: str, delta: int, now: Any
@@ -324,19 +326,19 @@ class BaseOperations:
         """Delete every row of ``store``, expired ones included; return how many."""
         with connection.cursor() as cursor:
             cursor.execute(self.sql_flush, (store,))
-            return cursor.rowcount
+            return int(cursor.rowcount)
 
     def flush_all(self, connection: BaseDatabaseWrapper) -> int:
         """Delete every row of every store; return how many."""
         with connection.cursor() as cursor:
             cursor.execute(self.sql_flush_all)
-            return cursor.rowcount
+            return int(cursor.rowcount)
 
     def cull(self, connection: BaseDatabaseWrapper, now: Any, batch_size: int) -> int:
         """Delete up to ``batch_size`` expired rows; return how many."""
         with connection.cursor() as cursor:
             cursor.execute(self.sql_cull, (now, batch_size))
-            return cursor.rowcount
+            return int(cursor.rowcount)
 
     def overflow_error(self, delta: int) -> CounterOverflowError:
         """Return the error for an ``incr`` whose result would leave 64 bits."""

@@ -67,7 +67,7 @@ class MariaDBOperations(BaseOperations):
         """Insert a pair unless a live one exists; return whether it was stored."""
         with connection.cursor() as cursor:
             cursor.execute(self.sql_add, (*row, now, now, now, now, now, now))
-            return cursor.fetchone()[0] == 1
+            return bool(cursor.fetchone()[0] == 1)
 
     def incr(
         self, connection: BaseDatabaseWrapper, store: str, key: str, delta: int, now: Any

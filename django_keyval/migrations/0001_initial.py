@@ -6,31 +6,78 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='KeyValPair',
+            name="KeyValPair",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('store', django_keyval.models.BinaryCollationCharField(max_length=200, verbose_name='store')),
-                ('key', django_keyval.models.BinaryCollationCharField(max_length=500, verbose_name='key')),
-                ('value', models.BinaryField(blank=True, null=True, verbose_name='serialized value')),
-                ('integer_value', models.BigIntegerField(blank=True, null=True, verbose_name='integer value')),
-                ('serializer', models.CharField(help_text='Name of the serializer that wrote the value; "int" for integer values.', max_length=50, verbose_name='serializer')),
-                ('version', models.BigIntegerField(default=1, help_text='1 when the pair is new; each later write adds one.', verbose_name='version')),
-                ('expires_at', models.DateTimeField(blank=True, db_index=True, null=True, verbose_name='expires at')),
-                ('updated_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='updated at')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "store",
+                    django_keyval.models.BinaryCollationCharField(
+                        max_length=200, verbose_name="store"
+                    ),
+                ),
+                (
+                    "key",
+                    django_keyval.models.BinaryCollationCharField(
+                        max_length=500, verbose_name="key"
+                    ),
+                ),
+                (
+                    "value",
+                    models.BinaryField(blank=True, null=True, verbose_name="serialized value"),
+                ),
+                (
+                    "integer_value",
+                    models.BigIntegerField(blank=True, null=True, verbose_name="integer value"),
+                ),
+                (
+                    "serializer",
+                    models.CharField(
+                        help_text='Name of the serializer that wrote the value; "int" for integer values.',
+                        max_length=50,
+                        verbose_name="serializer",
+                    ),
+                ),
+                (
+                    "version",
+                    models.BigIntegerField(
+                        default=1,
+                        help_text="1 when the pair is new; each later write adds one.",
+                        verbose_name="version",
+                    ),
+                ),
+                (
+                    "expires_at",
+                    models.DateTimeField(
+                        blank=True, db_index=True, null=True, verbose_name="expires at"
+                    ),
+                ),
+                (
+                    "updated_at",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, verbose_name="updated at"
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'key-value pair',
-                'verbose_name_plural': 'key-value pairs',
-                'ordering': ['store', 'key'],
-                'constraints': [models.UniqueConstraint(fields=('store', 'key'), name='django_keyval_store_key_uniq')],
+                "verbose_name": "key-value pair",
+                "verbose_name_plural": "key-value pairs",
+                "ordering": ["store", "key"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("store", "key"), name="django_keyval_store_key_uniq"
+                    )
+                ],
             },
         ),
     ]
