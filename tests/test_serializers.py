@@ -218,6 +218,14 @@ class CustomSerializerTests(TestCase):
         with override_settings(KEYVAL_SERIALIZER=self.path):
             self.assertEqual(KeyVal("tests.custom").get("k"), {"a": [1]})
 
+    def test_model_decodes_with_the_configured_serializer(self) -> None:
+        KeyVal("tests.custom", serializer=self.path).set("k", [1])
+        row = KeyValPair.objects.get(key="k")
+        with override_settings(KEYVAL_SERIALIZER=self.path):
+            self.assertEqual(row.decoded_value(), [1])
+        with self.assertRaises(exceptions.DeserializationError):
+            row.decoded_value()
+
     def test_unconfigured_custom_serializer_is_a_clear_error(self) -> None:
         KeyVal("tests.custom", serializer=self.path).set("k", [1])
         with self.assertRaises(exceptions.DeserializationError) as raised:
