@@ -74,6 +74,11 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         "per round (default %(default)s)",
     )
     parser.add_argument("--json", metavar="FILE", help="write every figure to FILE")
+    parser.add_argument(
+        "--rst",
+        metavar="FILE",
+        help="write the tables, targets and growth figures as reStructuredText to FILE",
+    )
     parser.add_argument("--plot", metavar="FILE", help="draw the ratios to the floor to FILE (PNG)")
     parser.add_argument(
         "--growth", action="store_true", help="also measure growth (slow at the default size)"
@@ -82,6 +87,12 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         "--growth-size",
         type=int,
         help="pairs in the large store of the growth part (default 1,000,000; quick: 5,000)",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="OPERATION",
+        help="instead of measuring, profile KeyVal's OPERATION (e.g. get_hit) with cProfile "
+        "on the first database and print where the time goes",
     )
     parser.add_argument(
         "--no-main", action="store_true", help="skip the operations table (with --growth)"
@@ -417,6 +428,40 @@ def summarize(durations: dict[str, dict[str, list[int]]]) -> dict[str, dict[str,
     return summary
 
 
+def profile(database: Database, slug: str, calls: int) -> None:
+    """Print cProfile's view of ``calls`` KeyVal calls of operation ``slug`` on ``database``."""
+    import cProfile
+    import pstats
+
+    from bench.settings import CurrentDatabaseRouter
+    from bench.systems import OPERATIONS_BY_SLUG, FloorSystem, KeyValSystem
+
+    if slug not in OPERATIONS_BY_SLUG:
+        raise BenchmarkError(
+            f"unknown operation {slug!r}; choose from {', '.join(OPERATIONS_BY_SLUG)}"
+        )
+    CurrentDatabaseRouter.current = database.alias
+    keyval, floor = KeyValSystem(database.alias), FloorSystem(database.alias)
+    workload = Workload(HOT_KEY_COUNT)
+    for system in (keyval, floor):
+        system.clear()
+        system.load(workload.initial())
+    count = calls if OPERATIONS_BY_SLUG[slug].keys_per_call == 1 else max(1, calls // 10)
+    for system in (keyval, floor):
+        load, arguments = workload.arguments(slug, "profile", 0, count)
+        if load:
+            system.load(load)
+        prepared = system.prepare(slug, arguments)
+        profiler = cProfile.Profile()
+        profiler.enable()
+        time_calls(system.calls[slug], prepared)
+        profiler.disable()
+        print(
+            f"\n{system.title} {OPERATIONS_BY_SLUG[slug].label} on {database.title}, {count} calls"
+        )
+        pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(22)
+
+
 # -- reporting ---------------------------------------------------------------------------
 
 SYSTEM_TITLES = {
@@ -562,6 +607,75 @@ def check_targets(
     return targets
 
 
+def _list_table(rows: list[list[str]], widths: str = "auto") -> list[str]:
+    lines = [".. list-table::", "   :header-rows: 1", f"   :widths: {widths}", ""]
+    for row in rows:
+        lines.append(f"   * - {row[0]}")
+        lines.extend(f"     - {cell}" for cell in row[1:])
+    return lines + [""]
+
+
+def format_rst(figures: dict[str, Any]) -> str:
+    """Return the results as reStructuredText, for the documentation's Performance page."""
+    from bench.systems import OPERATIONS
+
+    lines: list[str] = []
+    for result in figures["results"].values():
+        summary = result["summary"]
+        title = result["title"]
+        lines += [title, "~" * len(title), "", f"{result['server']}.", ""]
+        systems = [slug for slug in SYSTEM_TITLES if any(slug in row for row in summary.values())]
+        rows = [["operation"] + [SYSTEM_TITLES[slug] for slug in systems]]
+        for operation in OPERATIONS:
+            row = [operation.label]
+            for slug in systems:
+                cell = summary.get(operation.slug, {}).get(slug)
+                if cell is None:
+                    row.append("n/a")
+                elif slug == "floor":
+                    row.append(f"{cell['median_us']:.1f}")
+                else:
+                    row.append(f"{cell['median_us']:.1f} ({cell['ratio_to_floor']:.2f}x)")
+            rows.append(row)
+        lines += _list_table(rows)
+    if figures["growth"]:
+        title = "Growth"
+        lines += [title, "~" * len(title), ""]
+        rows = [
+            [
+                "database",
+                "get at 1,000 pairs (µs)",
+                "get at size (µs)",
+                "keys(): time, peak memory",
+                "flush(): time, statements",
+                "cull(): time, statements",
+            ]
+        ]
+        for growth in figures["growth"].values():
+            small, large = growth["get_small"]["keyval"], growth["get_large"]["keyval"]
+            small_floor = growth["get_small"]["floor"]["median_us"]
+            flush, cull = growth["flush"], growth["cull"]
+            rows.append(
+                [
+                    f"{growth['name']}, {growth['size']:,} pairs",
+                    f"{small['median_us']:.1f} (floor {small_floor:.1f})",
+                    f"{large['median_us']:.1f} ({large['median_us'] / small['median_us']:.2f}x; "
+                    f"floor {growth['get_large']['floor']['median_us']:.1f})",
+                    f"{growth['keys_seconds']:.1f} s, +{growth['keys_peak_mb']:.1f} MB",
+                    f"{flush['seconds']:.2f} s, {flush['statements']}, +{flush['peak_mb']:.2f} MB",
+                    f"{cull['seconds']:.2f} s, {cull['statements']:,}, +{cull['peak_mb']:.2f} MB",
+                ]
+            )
+        lines += _list_table(rows)
+    if figures.get("targets"):
+        title = "Targets"
+        lines += [title, "~" * len(title), ""]
+        for target in figures["targets"]:
+            lines.append(f"* **{'PASS' if target['passed'] else 'FAIL'}** {target['text']}")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def draw_plot(results: dict[str, dict[str, Any]], path: str) -> None:
     """Draw, per database, each system's ratio to the floor for every operation."""
     import matplotlib
@@ -652,6 +766,9 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
     )
     print(f"Load average at the start: {machine['load_average']}")
     print(f"Timer overhead per call (in every figure): {overhead / 1000:.2f} µs")
+    if options.profile:
+        profile(databases[0], options.profile, options.iterations * 10)
+        return figures
     if not options.no_main:
         workload = Workload(100 if options.quick else HOT_KEY_COUNT)
         for database in databases:
@@ -715,6 +832,10 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
         with open(options.json, "w", encoding="utf-8") as file:
             json.dump(figures, file, indent=2, ensure_ascii=False)
         note(f"wrote {options.json}")
+    if options.rst:
+        with open(options.rst, "w", encoding="utf-8") as file:
+            file.write(format_rst(figures))
+        note(f"wrote {options.rst}")
     if options.plot and figures["results"]:
         try:
             draw_plot(figures["results"], options.plot)

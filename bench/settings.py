@@ -94,6 +94,18 @@ DATABASES: dict[str, Database] = {
             options={"connect_timeout": 3},
         ),
         Database(
+            "postgresql-async",
+            "PostgreSQL-async",
+            "PostgreSQL with synchronous_commit=off",
+            "postgresql",
+            host=os.environ.get("KEYVAL_PG_HOST", "127.0.0.1"),
+            port=int(os.environ.get("KEYVAL_PG_PORT", "5432")),
+            # The same database, but commits return before the WAL reaches the
+            # disk (PostgreSQL's counterpart of synchronous=NORMAL above): the
+            # cost of each statement shows instead of the cost of a flush.
+            options={"connect_timeout": 3, "options": "-c synchronous_commit=off"},
+        ),
+        Database(
             "mysql",
             "MariaDB",
             "MariaDB",
