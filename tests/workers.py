@@ -229,6 +229,16 @@ def add_keys(index: int, store_name: str, keys: list[str]) -> list[tuple[str, bo
     return [(key, kv.add(key, written_value(key, index))) for key in ordered]
 
 
+def set_many_shuffled(index: int, store_name: str, keys: list[str], calls: int, size: int) -> int:
+    """Call ``set_many`` ``calls`` times, each with ``size`` of ``keys`` in a random order."""
+    kv = _store(store_name)
+    rng = random.Random(index)
+    for _ in range(calls):
+        chosen = rng.sample(keys, size)
+        kv.set_many({key: written_value(key, index) for key in chosen})
+    return calls
+
+
 def increment(index: int, store_name: str, key: str, times: int) -> list[int]:
     """``incr`` one key ``times`` times; return every result."""
     kv = _store(store_name)
