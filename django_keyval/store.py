@@ -16,7 +16,7 @@ from itertools import islice
 from typing import Any, Generic, TypeVar
 
 from asgiref.sync import sync_to_async
-from django.db import connections, router, transaction
+from django.db import connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
@@ -542,8 +542,7 @@ class KeyVal:
             rows.append(self._row(key, value, db_expires, db_now))
         if not rows:
             return
-        with transaction.atomic(using=connection.alias):
-            operations.set_many(connection, rows, db_now)
+        operations.in_transaction(connection, lambda: operations.set_many(connection, rows, db_now))
         if expires is not None:
             _cull_on_write(connection, operations, db_now)
 
@@ -553,8 +552,10 @@ class KeyVal:
         connection, operations = self._database(write=True)
         if not key_list:
             return 0
-        with transaction.atomic(using=connection.alias):
-            return operations.delete_many(connection, self._name, key_list, _now(connection))
+        return operations.in_transaction(
+            connection,
+            lambda: operations.delete_many(connection, self._name, key_list, _now(connection)),
+        )
 
     # -- listing ---------------------------------------------------------------------
 

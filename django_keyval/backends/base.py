@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
+from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
 from ..exceptions import CounterOverflowError
+
+_T = TypeVar("_T")
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -70,6 +73,17 @@ class BaseOperations:
         features = connection.features
         # Rows per multi-row statement: as many as the parameter limit allows.
         self.max_params = getattr(features, "max_query_params", None) or 10000
+
+    # -- running statements ------------------------------------------------
+
+    def execute(self, cursor: Any, sql: str, params: Sequence[Any] | None = None) -> None:
+        """Run one statement; backends override this to retry what may be retried."""
+        cursor.execute(sql, params)
+
+    def in_transaction(self, connection: BaseDatabaseWrapper, function: Callable[[], _T]) -> _T:
+        """Call ``function`` inside ``transaction.atomic`` on ``connection``."""
+        with transaction.atomic(using=connection.alias):
+            return function()
 
     # -- vendor statements -------------------------------------------------
 
@@ -133,7 +147,7 @@ class BaseOperations:
     def get(self, connection: BaseDatabaseWrapper, store: str, key: str) -> Any:
         """Return ``(value, integer, serializer)`` of a live pair, or ``None``."""
         with connection.cursor() as cursor:
-            cursor.execute(self.sql_get, (store, key))
+            self.execute(cursor, self.sql_get, (store, key))
             row = cursor.fetchone()
         if row is None or (row[3] is not None and not self.is_live(connection, row[3])):
             return None
@@ -142,38 +156,38 @@ class BaseOperations:
     def exists(self, connection: BaseDatabaseWrapper, store: str, key: str) -> bool:
         """Return whether a live pair exists."""
         with connection.cursor() as cursor:
-            cursor.execute(self.sql_exists, (store, key))
+            self.execute(cursor, self.sql_exists, (store, key))
             row = cursor.fetchone()
         return row is not None and (row[0] is None or self.is_live(connection, row[0]))
 
     def expires_at(self, connection: BaseDatabaseWrapper, store: str, key: str, now: Any) -> Any:
         """Return ``(expires_at,)`` of a live pair as the driver returns it, or ``None``."""
         with connection.cursor() as cursor:
-            cursor.execute(self.sql_expires_at, (store, key, now))
+            self.execute(cursor, self.sql_expires_at, (store, key, now))
             return cursor.fetchone()
 
     def set(self, connection: BaseDatabaseWrapper, row: Sequence[Any], now: Any) -> bool:
         """Insert or overwrite a pair; return whether it was new (or had expired)."""
         with connection.cursor() as cursor:
-            cursor.execute(self.sql_set, (*row, now))
+            self.execute(cursor, self.sql_set, (*row, now))
             return bool(cursor.fetchone()[0] == 1)
 
     def add(self, connection: BaseDatabaseWrapper, row: Sequence[Any], now: Any) -> bool:
         """Insert a pair unless a live one exists; return whether it was stored."""
         with connection.cursor() as cursor:
-            cursor.execute(self.sql_add, (*row, now))
+            self.execute(cursor, self.sql_add, (*row, now))
             return bool(cursor.rowcount == 1)
 
     def delete(self, connection: BaseDatabaseWrapper, store: str, key: str, now: Any) -> bool:
         """Delete a live pair; return whether there was one."""
         with connection.cursor() as cursor:
-            cursor.execute(self.sql_delete, (store, key, now))
+            self.execute(cursor, self.sql_delete, (store, key, now))
             return bool(cursor.rowcount > 0)
 
     def pop(self, connection: BaseDatabaseWrapper, store: str, key: str, now: Any) -> Any:
         """Delete a live pair; return ``(value, integer, serializer, expires_at)``, or ``None``."""
         with connection.cursor() as cursor:
-            cursor.execute(self.sql_pop, (store, key, now))
+            self.execute(cursor, self.sql_pop, (store, key, now))
             return cursor.fetchone()
 
     def touch(
@@ -181,7 +195,7 @@ class BaseOperations:
     ) -> bool:
         """Give a live pair a new expiry; return whether there was one."""
         with connection.cursor() as cursor:
-            cursor.execute(self.sql_touch, (expires, now, store, key, now))
+            self.execute(cursor, self.sql_touch, (expires, now, store, key, now))
             return bool(cursor.rowcount > 0)
 
     def incr(
@@ -196,7 +210,7 @@ class BaseOperations:
         high = INT64_MAX - max(delta, 0)
         params = (store, key, delta, now, now, now, now, now, low, high)
         with connection.cursor() as cursor:
-            cursor.execute(self.sql_incr, params)
+            self.execute(cursor, self.sql_incr, params)
             row = cursor.fetchone()
         return None if row is None else int(row[0])
 
@@ -232,7 +246,8 @@ class BaseOperations:
         with connection.cursor() as cursor:
             for batch in self.batches(keys, 1):
                 marks = ", ".join(["%s"] * len(batch))
-                cursor.execute(
+                self.execute(
+                    cursor,
                     f"SELECT {self.key}, {self.value}, {self.integer}, {self.format} "
                     f"FROM {self.table} WHERE {self.store} = %s AND {self.key} IN ({marks}) "
                     f"AND {self.live}",
@@ -249,7 +264,8 @@ class BaseOperations:
             for batch in self.row_batches(rows):
                 marks = ", ".join(["(%s, %s, %s, %s, %s, 1, %s, %s)"] * len(batch))
                 params = [value for row in batch for value in row]
-                cursor.execute(
+                self.execute(
+                    cursor,
                     self.sql_set_many_prefix + marks + self.sql_set_many_suffix,
                     (*params, *self.set_many_suffix_params(now)),
                 )
@@ -266,7 +282,8 @@ class BaseOperations:
         with connection.cursor() as cursor:
             for batch in self.batches(keys, 1):
                 marks = ", ".join(["%s"] * len(batch))
-                cursor.execute(
+                self.execute(
+                    cursor,
                     f"DELETE FROM {self.table} WHERE {self.store} = %s "
                     f"AND {self.key} IN ({marks}) AND {self.live}",
                     (store, *batch, now),
@@ -279,13 +296,13 @@ class BaseOperations:
     def count(self, connection: BaseDatabaseWrapper, store: str, now: Any) -> int:
         """Return the number of live pairs in ``store``."""
         with connection.cursor() as cursor:
-            cursor.execute(self.sql_count, (store, now))
+            self.execute(cursor, self.sql_count, (store, now))
             return int(cursor.fetchone()[0])
 
     def stores(self, connection: BaseDatabaseWrapper, now: Any) -> list[str]:
         """Return the names of the stores that hold live pairs, sorted."""
         with connection.cursor() as cursor:
-            cursor.execute(self.sql_stores, (now,))
+            self.execute(cursor, self.sql_stores, (now,))
             return [name for (name,) in cursor.fetchall()]
 
     def page(
@@ -319,25 +336,25 @@ class BaseOperations:
         sql += f" AND {self.live} ORDER BY {self.key} LIMIT %s"
         params += [now, size]
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+            self.execute(cursor, sql, params)
             return list(cursor.fetchall())
 
     def flush(self, connection: BaseDatabaseWrapper, store: str) -> int:
         """Delete every row of ``store``, expired ones included; return how many."""
         with connection.cursor() as cursor:
-            cursor.execute(self.sql_flush, (store,))
+            self.execute(cursor, self.sql_flush, (store,))
             return int(cursor.rowcount)
 
     def flush_all(self, connection: BaseDatabaseWrapper) -> int:
         """Delete every row of every store; return how many."""
         with connection.cursor() as cursor:
-            cursor.execute(self.sql_flush_all)
+            self.execute(cursor, self.sql_flush_all)
             return int(cursor.rowcount)
 
     def cull(self, connection: BaseDatabaseWrapper, now: Any, batch_size: int) -> int:
         """Delete up to ``batch_size`` expired rows; return how many."""
         with connection.cursor() as cursor:
-            cursor.execute(self.sql_cull, (now, batch_size))
+            self.execute(cursor, self.sql_cull, (now, batch_size))
             return int(cursor.rowcount)
 
     def overflow_error(self, delta: int) -> CounterOverflowError:

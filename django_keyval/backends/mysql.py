@@ -66,7 +66,7 @@ class MariaDBOperations(BaseOperations):
     def add(self, connection: BaseDatabaseWrapper, row: Any, now: Any) -> bool:
         """Insert a pair unless a live one exists; return whether it was stored."""
         with connection.cursor() as cursor:
-            cursor.execute(self.sql_add, (*row, now, now, now, now, now, now))
+            self.execute(cursor, self.sql_add, (*row, now, now, now, now, now, now))
             return bool(cursor.fetchone()[0] == 1)
 
     def incr(
@@ -76,7 +76,7 @@ class MariaDBOperations(BaseOperations):
         params = (store, key, delta, now, *[now] * 6)
         with connection.cursor() as cursor:
             try:
-                cursor.execute(self.sql_incr, params)
+                self.execute(cursor, self.sql_incr, params)
             except DatabaseError as error:
                 # Only the statement is rolled back, so the connection (and an
                 # enclosing transaction) stays usable.
