@@ -120,19 +120,22 @@ class PickleSerializer:
 def _check_json_value(value: Any, path: str = "value") -> None:
     # json.dumps() would quietly turn tuples into lists and int dict keys into
     # strings; a store must give back what it was given, so refuse instead.
-    if value is None or isinstance(value, (str, bool, int)):
+    # Exact types: a subclass (an IntEnum, a SafeString) would come back as
+    # its plain base type.
+    value_type = type(value)
+    if value is None or value_type in (str, bool, int):
         return
-    if isinstance(value, float):
+    if value_type is float:
         if not math.isfinite(value):
             raise ValueError(f"{path} is {value!r}, which JSON cannot represent")
         return
-    if type(value) is list:
+    if value_type is list:
         for index, item in enumerate(value):
             _check_json_value(item, f"{path}[{index}]")
         return
-    if type(value) is dict:
+    if value_type is dict:
         for key, item in value.items():
-            if not isinstance(key, str):
+            if type(key) is not str:
                 raise TypeError(
                     f"{path} has a key of type {type(key).__name__}; JSON object keys must be str"
                 )
