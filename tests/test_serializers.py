@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import pickle
@@ -20,6 +21,12 @@ from django_keyval.serializers import (
     get_serializer,
     serializer_by_name,
 )
+
+
+class Colour(enum.IntEnum):
+    """An int subclass, which JSON would give back as a plain int."""
+
+    RED = 1
 
 
 class ReversedJSONSerializer:
@@ -179,6 +186,8 @@ class JSONSerializerTests(TestCase):
             object(),
             [b"x"],
             {"a": {3}},
+            [Colour.RED],
+            {"c": Colour.RED},
         ):
             with self.subTest(value=value), self.assertNumQueries(0):
                 with self.assertRaises(TypeError) as raised:
