@@ -619,7 +619,30 @@ def format_rst(figures: dict[str, Any]) -> str:
     """Return the results as reStructuredText, for the documentation's Performance page."""
     from bench.systems import OPERATIONS
 
-    lines: list[str] = []
+    machine = figures["machine"]
+    lscpu = [
+        line
+        for line in machine["lscpu"].splitlines()
+        if not line.startswith(("Flags", "Vulnerability", "NUMA", "On-line", "BogoMIPS"))
+    ]
+    title = "The machine"
+    lines: list[str] = [title, "~" * len(title), "", "``lscpu``::", ""]
+    lines += [f"    {line}" for line in lscpu] + ["", "``uname -a``::", ""]
+    lines += [f"    {machine['uname']}", ""]
+    lines += [
+        f"* Python {machine['python']}, Django {machine['django']}, "
+        + ", ".join(f"{name} {version}" for name, version in machine["packages"].items()),
+        *(f"* ``{alias}``: {server}" for alias, server in machine["databases"].items()),
+    ]
+    if "redis_server" in machine:
+        lines.append(f"* {machine['redis_server']}")
+    lines += [
+        f"* Load average (1, 5, 15 minutes) at the start: {machine['load_average']}; "
+        f"at the end: {machine.get('load_average_at_end', '?')}",
+        f"* Timing a call that does nothing: {figures['settings']['timer_overhead_us']:.2f} µs "
+        "(included in every figure)",
+        "",
+    ]
     for result in figures["results"].values():
         summary = result["summary"]
         title = result["title"]
