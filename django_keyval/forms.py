@@ -28,7 +28,8 @@ from .conf import keyval_settings
 from .exceptions import BadSignatureError, DeserializationError, KeyValError
 from .models import KeyValPair
 from .serializers import JSONSerializer, PickleSerializer, Serializer, get_serializer
-from .store import KeyVal, _check_key, _check_store_name, decode_value
+from .store import KeyVal, decode_value
+from .validation import validate_key, validate_store_name
 
 if TYPE_CHECKING:
     _PairModelForm = forms.ModelForm[KeyValPair]
@@ -254,7 +255,7 @@ class KeyValPairForm(_PairModelForm):
         """Refuse store names the store API would refuse."""
         store: str = self.cleaned_data["store"]
         try:
-            _check_store_name(store)
+            validate_store_name(store)
         except KeyValError as error:
             raise forms.ValidationError(str(error), code="invalid_store") from None
         return store
@@ -263,7 +264,7 @@ class KeyValPairForm(_PairModelForm):
         """Refuse keys the store API would refuse."""
         key: str = self.cleaned_data["key"]
         try:
-            _check_key(key)
+            validate_key(key)
         except KeyValError as error:
             raise forms.ValidationError(str(error), code="invalid_key") from None
         return key

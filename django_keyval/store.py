@@ -8,27 +8,24 @@ Import it from :mod:`django_keyval.models`, as the package always documented::
 from __future__ import annotations
 
 import datetime
-import math
-import types
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import suppress
-from itertools import islice
-from typing import Any, Generic, TypeVar
+from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.db import connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
+from .async_api import AsyncMethods
 from .backends import BaseOperations, operations_for
 from .backends.base import INT64_MAX, INT64_MIN
 from .conf import keyval_settings
+from .descriptors import StoreOrClassMethod
 from .exceptions import (
     ArgumentTypeError,
     BadSignatureError,
     DeserializationError,
     InvalidKeyError,
-    InvalidTimeoutError,
     KeyNotFoundError,
     KeyValError,
     NotAnIntegerError,
@@ -36,7 +33,7 @@ from .exceptions import (
     StoreDisconnectedError,
     ValueTooLargeError,
 )
-from .models import MAX_KEY_LENGTH, MAX_STORE_NAME_LENGTH, KeyValPair
+from .models import MAX_KEY_LENGTH, KeyValPair
 from .serializers import (
     BYTES_FORMAT,
     INTEGER_FORMAT,
@@ -45,10 +42,15 @@ from .serializers import (
     get_serializer,
     serializer_by_name,
 )
+from .validation import (
+    Timeout,
+    expiry_from_timeout,
+    validate_key,
+    validate_store_name,
+    validate_text,
+)
 
 __all__ = ["KeyVal", "decode_value"]
-
-Timeout = int | float | datetime.timedelta | None
 
 # Stands for "no value" where None is a value a user may store.
 _MISSING: Any = object()
@@ -58,57 +60,6 @@ _BUILTIN_FORMATS = frozenset({STR_FORMAT, BYTES_FORMAT, "pickle", "json"})
 
 #: Rows fetched per query while iterating over keys, values or items.
 ITERATION_CHUNK_SIZE = 1000
-
-_T = TypeVar("_T")
-
-
-def _check_text(text: Any, what: str, max_length: int) -> None:
-    # Checked before any query: PostgreSQL rejects NUL characters and no
-    # driver can encode a lone surrogate, and a failed statement would abort
-    # the caller's transaction on PostgreSQL.
-    if not isinstance(text, str):
-        raise ArgumentTypeError(f"a {what} must be a str, not {type(text).__name__}")
-    if len(text) > max_length:
-        raise InvalidKeyError(
-            f"a {what} may have at most {max_length} characters; this one has {len(text)}"
-        )
-    if "\x00" in text:
-        raise InvalidKeyError(f"a {what} may not contain a NUL character: {text!r}")
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        raise InvalidKeyError(f"a {what} may not contain a lone surrogate: {text!r}") from None
-
-
-def _check_key(key: Any) -> None:
-    _check_text(key, "key", MAX_KEY_LENGTH)
-
-
-def _check_store_name(name: Any) -> None:
-    _check_text(name, "store name", MAX_STORE_NAME_LENGTH)
-    if not name:
-        raise InvalidKeyError("a store name may not be empty")
-
-
-def _expiry(timeout: Timeout, now: datetime.datetime) -> datetime.datetime | None:
-    """Turn a timeout (seconds or ``timedelta``; ``None`` for never) into an expiry time."""
-    if timeout is None:
-        return None
-    if isinstance(timeout, datetime.timedelta):
-        seconds = timeout.total_seconds()
-    elif isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
-        seconds = float(timeout)
-    else:
-        raise ArgumentTypeError(
-            "a timeout is seconds (int or float), a timedelta or None, "
-            f"not {type(timeout).__name__}"
-        )
-    if math.isnan(seconds) or math.isinf(seconds) or seconds < 0:
-        raise InvalidTimeoutError(f"a timeout must be a finite number >= 0, not {timeout!r}")
-    try:
-        return now + datetime.timedelta(seconds=seconds)
-    except OverflowError:
-        raise InvalidTimeoutError(f"the timeout {timeout!r} is too large") from None
 
 
 def decode_value(
@@ -142,19 +93,7 @@ def decode_value(
         ) from error
 
 
-class _StoreOrClassMethod(Generic[_T]):
-    """A method that works on the class (any store) and on an instance (its database)."""
-
-    def __init__(self, function: Callable[..., _T]) -> None:
-        self.function = function
-        self.__doc__ = function.__doc__
-        self.__wrapped__ = function
-
-    def __get__(self, instance: Any, owner: type) -> Callable[..., _T]:
-        return types.MethodType(self.function, owner if instance is None else instance)
-
-
-class KeyVal:
+class KeyVal(AsyncMethods):
     """A named store of key-value pairs.
 
     ``KeyVal(name)`` connects to the store ``name`` (any non-empty string of
@@ -178,7 +117,7 @@ class KeyVal:
     """
 
     def __init__(self, name: str, using: str | None = None, serializer: str | None = None) -> None:
-        _check_store_name(name)
+        validate_store_name(name)
         if using is not None:
             if not isinstance(using, str):
                 raise ArgumentTypeError(
@@ -226,7 +165,7 @@ class KeyVal:
         """
         self._check_connected()
         if name is not None:
-            _check_store_name(name)
+            validate_store_name(name)
             if name != self._name:
                 raise InvalidKeyError(
                     f"this KeyVal is connected to {self._name!r}, not to {name!r}"
@@ -303,10 +242,10 @@ class KeyVal:
         once. ``timeout`` is in seconds (or a ``timedelta``); ``None`` never
         expires.
         """
-        _check_key(key)
+        validate_key(key)
         connection, operations = self._database(write=True)
         now = timezone.now()
-        expires = _expiry(timeout, now)
+        expires = expiry_from_timeout(timeout, now)
         adapt = connection.ops.adapt_datetimefield_value
         row = self._row(key, value, adapt(expires), adapt(now))
         created = operations.set(connection, row, row[-1])
@@ -326,7 +265,7 @@ class KeyVal:
 
     def get_default(self, key: str, default: Any = None) -> Any:
         """Return the value of ``key``, or ``default`` if it is missing."""
-        _check_key(key)
+        validate_key(key)
         connection, operations = self._database(write=False)
         row = operations.get(connection, self._name, key)
         if row is None:
@@ -347,7 +286,7 @@ class KeyVal:
 
     def pop_default(self, key: str, default: Any = None) -> Any:
         """Delete ``key`` and return its value, or return ``default`` if it is missing."""
-        _check_key(key)
+        validate_key(key)
         connection, operations = self._database(write=True)
         now = _now(connection)
         row = operations.pop(connection, self._name, key, now)
@@ -366,7 +305,7 @@ class KeyVal:
 
     def exists(self, key: str) -> bool:
         """Return whether ``key`` has a value (that has not expired)."""
-        _check_key(key)
+        validate_key(key)
         connection, operations = self._database(write=False)
         return operations.exists(connection, self._name, key)
 
@@ -376,7 +315,7 @@ class KeyVal:
         A missing key raises :class:`~django_keyval.exceptions.KeyNotFoundError`,
         or returns ``False`` when ``ignore_keyerror`` is true.
         """
-        _check_key(key)
+        validate_key(key)
         connection, operations = self._database(write=True)
         deleted = operations.delete(connection, self._name, key, _now(connection))
         if not deleted and not ignore_keyerror:
@@ -388,7 +327,7 @@ class KeyVal:
         connection, operations = self._database(write=True)
         return operations.flush(connection, self._name)
 
-    @_StoreOrClassMethod
+    @StoreOrClassMethod
     def flush_all(self_or_cls: Any, using: str | None = None) -> int:  # noqa: N805
         """Delete every pair of every store; return how many rows went.
 
@@ -405,10 +344,10 @@ class KeyVal:
 
         Atomic: of several callers adding the same key at once, exactly one wins.
         """
-        _check_key(key)
+        validate_key(key)
         connection, operations = self._database(write=True)
         now = timezone.now()
-        expires = _expiry(timeout, now)
+        expires = expiry_from_timeout(timeout, now)
         adapt = connection.ops.adapt_datetimefield_value
         row = self._row(key, value, adapt(expires), adapt(now))
         added = operations.add(connection, row, row[-1])
@@ -418,11 +357,11 @@ class KeyVal:
 
     def touch(self, key: str, timeout: Timeout = None) -> bool:
         """Give ``key`` a new timeout (``None``: never expire); ``False`` if it is missing."""
-        _check_key(key)
+        validate_key(key)
         connection, operations = self._database(write=True)
         now = timezone.now()
         adapt = connection.ops.adapt_datetimefield_value
-        expires = adapt(_expiry(timeout, now))
+        expires = adapt(expiry_from_timeout(timeout, now))
         return operations.touch(connection, self._name, key, expires, adapt(now))
 
     def expires_at(self, key: str) -> datetime.datetime | None:
@@ -430,7 +369,7 @@ class KeyVal:
 
         Raise :class:`~django_keyval.exceptions.KeyNotFoundError` if it is missing.
         """
-        _check_key(key)
+        validate_key(key)
         connection, _ = self._database(write=False)
         row = (
             KeyValPair.objects.using(connection.alias)
@@ -446,7 +385,7 @@ class KeyVal:
             expires = timezone.make_aware(expires)
         return expires  # type: ignore[no-any-return]
 
-    @_StoreOrClassMethod
+    @StoreOrClassMethod
     def cull(self_or_cls: Any, using: str | None = None) -> int:  # noqa: N805
         """Delete the expired pairs of every store, in bounded batches; return how many.
 
@@ -476,7 +415,7 @@ class KeyVal:
         outside 64 bits raises :class:`~django_keyval.exceptions.CounterOverflowError`.
         Either way the stored value is unchanged.
         """
-        _check_key(key)
+        validate_key(key)
         if type(delta) is not int:
             raise ArgumentTypeError(f"delta must be an int, not {type(delta).__name__}")
         connection, operations = self._database(write=True)
@@ -510,7 +449,7 @@ class KeyVal:
             raise ArgumentTypeError("keys must be an iterable of str, not a single str")
         key_list = list(keys)
         for key in key_list:
-            _check_key(key)
+            validate_key(key)
         return list(dict.fromkeys(key_list))
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
@@ -533,12 +472,12 @@ class KeyVal:
             raise ArgumentTypeError(f"set_many() takes a mapping, not {type(mapping).__name__}")
         connection, operations = self._database(write=True)
         now = timezone.now()
-        expires = _expiry(timeout, now)
+        expires = expiry_from_timeout(timeout, now)
         adapt = connection.ops.adapt_datetimefield_value
         db_expires, db_now = adapt(expires), adapt(now)
         rows = []
         for key, value in mapping.items():
-            _check_key(key)
+            validate_key(key)
             rows.append(self._row(key, value, db_expires, db_now))
         if not rows:
             return
@@ -560,7 +499,7 @@ class KeyVal:
     # -- listing ---------------------------------------------------------------------
 
     def _page_through(self, prefix: str, with_values: bool) -> Iterator[tuple[Any, ...]]:
-        _check_text(prefix, "prefix", MAX_KEY_LENGTH)
+        validate_text(prefix, "prefix", MAX_KEY_LENGTH)
         connection, operations = self._database(write=False)
         now = _now(connection)
         high = _prefix_upper_bound(prefix)
@@ -609,7 +548,7 @@ class KeyVal:
         connection, operations = self._database(write=False)
         return operations.count(connection, self._name, _now(connection))
 
-    @_StoreOrClassMethod
+    @StoreOrClassMethod
     def stores(self_or_cls: Any, using: str | None = None) -> list[str]:  # noqa: N805
         """Return the names of the stores that hold pairs, sorted."""
         if isinstance(self_or_cls, KeyVal):
@@ -636,115 +575,6 @@ class KeyVal:
 
     def __iter__(self) -> Iterator[str]:
         return self.keys()
-
-    # -- async twins -----------------------------------------------------------------
-
-    async def aset(self, key: str, value: Any, timeout: Timeout = None) -> bool:
-        """Async :meth:`set`."""
-        return await sync_to_async(self.set)(key, value, timeout)
-
-    async def aget(self, key: str) -> Any:
-        """Async :meth:`get`."""
-        return await sync_to_async(self.get)(key)
-
-    async def aget_default(self, key: str, default: Any = None) -> Any:
-        """Async :meth:`get_default`."""
-        return await sync_to_async(self.get_default)(key, default)
-
-    async def apop(self, key: str) -> Any:
-        """Async :meth:`pop`."""
-        return await sync_to_async(self.pop)(key)
-
-    async def apop_default(self, key: str, default: Any = None) -> Any:
-        """Async :meth:`pop_default`."""
-        return await sync_to_async(self.pop_default)(key, default)
-
-    async def aexists(self, key: str) -> bool:
-        """Async :meth:`exists`."""
-        return await sync_to_async(self.exists)(key)
-
-    async def adelete(self, key: str, ignore_keyerror: bool = False) -> bool:
-        """Async :meth:`delete`."""
-        return await sync_to_async(self.delete)(key, ignore_keyerror)
-
-    async def aflush(self) -> int:
-        """Async :meth:`flush`."""
-        return await sync_to_async(self.flush)()
-
-    @_StoreOrClassMethod
-    async def aflush_all(self_or_cls: Any, using: str | None = None) -> int:  # noqa: N805
-        """Async :meth:`flush_all`."""
-        result = await sync_to_async(self_or_cls.flush_all)(using)
-        return result  # type: ignore[no-any-return]
-
-    async def aadd(self, key: str, value: Any, timeout: Timeout = None) -> bool:
-        """Async :meth:`add`."""
-        return await sync_to_async(self.add)(key, value, timeout)
-
-    async def atouch(self, key: str, timeout: Timeout = None) -> bool:
-        """Async :meth:`touch`."""
-        return await sync_to_async(self.touch)(key, timeout)
-
-    async def aexpires_at(self, key: str) -> datetime.datetime | None:
-        """Async :meth:`expires_at`."""
-        return await sync_to_async(self.expires_at)(key)
-
-    @_StoreOrClassMethod
-    async def acull(self_or_cls: Any, using: str | None = None) -> int:  # noqa: N805
-        """Async :meth:`cull`."""
-        result = await sync_to_async(self_or_cls.cull)(using)
-        return result  # type: ignore[no-any-return]
-
-    async def aincr(self, key: str, delta: int = 1) -> int:
-        """Async :meth:`incr`."""
-        return await sync_to_async(self.incr)(key, delta)
-
-    async def adecr(self, key: str, delta: int = 1) -> int:
-        """Async :meth:`decr`."""
-        return await sync_to_async(self.decr)(key, delta)
-
-    async def aget_many(self, keys: Iterable[str]) -> dict[str, Any]:
-        """Async :meth:`get_many`."""
-        return await sync_to_async(self.get_many)(keys)
-
-    async def aset_many(self, mapping: Mapping[str, Any], timeout: Timeout = None) -> None:
-        """Async :meth:`set_many`."""
-        return await sync_to_async(self.set_many)(mapping, timeout)
-
-    async def adelete_many(self, keys: Iterable[str]) -> int:
-        """Async :meth:`delete_many`."""
-        return await sync_to_async(self.delete_many)(keys)
-
-    async def acount(self) -> int:
-        """Async :meth:`count`."""
-        return await sync_to_async(self.count)()
-
-    @_StoreOrClassMethod
-    async def astores(self_or_cls: Any, using: str | None = None) -> list[str]:  # noqa: N805
-        """Async :meth:`stores`."""
-        result = await sync_to_async(self_or_cls.stores)(using)
-        return result  # type: ignore[no-any-return]
-
-    async def _aiterate(self, iterator_factory: Callable[[], Iterator[_T]]) -> AsyncIterator[_T]:
-        # The sync iterator is created and advanced in Django's sync thread,
-        # a chunk at a time, so it always uses the same database connection.
-        iterator = await sync_to_async(iterator_factory)()
-        take = sync_to_async(lambda: list(islice(iterator, ITERATION_CHUNK_SIZE)))
-        while chunk := await take():
-            for item in chunk:
-                yield item
-
-    def akeys(self, prefix: str = "") -> AsyncIterator[str]:
-        """Async :meth:`keys`: ``async for key in kv.akeys(): ...``."""
-        return self._aiterate(lambda: self.keys(prefix))
-
-    def avalues(self, prefix: str = "") -> AsyncIterator[Any]:
-        """Async :meth:`values`."""
-        return self._aiterate(lambda: self.values(prefix))
-
-    def aitems(self, prefix: str = "") -> AsyncIterator[tuple[str, Any]]:
-        """Async :meth:`items`."""
-        return self._aiterate(lambda: self.items(prefix))
 
 
 def _alias_of(self_or_cls: Any, using: str | None) -> str | None:

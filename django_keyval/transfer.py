@@ -46,7 +46,8 @@ from .serializers import (
     _signature,
     get_serializer,
 )
-from .store import KeyVal, _check_key, decode_value
+from .store import KeyVal, decode_value
+from .validation import validate_key
 
 __all__ = ["ImportResult", "TransferError", "export_lines", "import_lines"]
 
@@ -227,7 +228,7 @@ class _LineReader:
         key = record["key"]
         if not isinstance(key, str):
             raise ValueError(f'"key" must be a string, not {type(key).__name__}')
-        _check_key(key)
+        validate_key(key)
         expires_at = _parse_expiry(record["expires_at"])
         if "value" in record or "bytes" in record:
             value = record.get("value") if "value" in record else None

@@ -1,0 +1,139 @@
+# mypy: disable-error-code="no-any-return"
+# (self is Any in this mixin, so every awaited result is Any to mypy.)
+"""The async twins of :class:`~django_keyval.models.KeyVal`'s methods.
+
+Each runs its sync counterpart through ``sync_to_async``, as Django's cache
+API does, so it can be awaited from async views.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from itertools import islice
+from typing import Any, TypeVar
+
+from asgiref.sync import sync_to_async
+
+from .descriptors import StoreOrClassMethod
+from .validation import Timeout
+
+_T = TypeVar("_T")
+
+#: Items fetched per thread hop while iterating asynchronously.
+ASYNC_ITERATION_CHUNK_SIZE = 1000
+
+
+class AsyncMethods:
+    """``a``-prefixed async twins of every method; mixed into ``KeyVal``.
+
+    (``self`` is typed ``Any`` here: it is always a ``KeyVal``, which mypy
+    cannot express for a mixin its subclass is defined after.)
+    """
+
+    async def aset(self: Any, key: str, value: Any, timeout: Timeout = None) -> bool:
+        """Async :meth:`set`."""
+        return await sync_to_async(self.set)(key, value, timeout)
+
+    async def aget(self: Any, key: str) -> Any:
+        """Async :meth:`get`."""
+        return await sync_to_async(self.get)(key)
+
+    async def aget_default(self: Any, key: str, default: Any = None) -> Any:
+        """Async :meth:`get_default`."""
+        return await sync_to_async(self.get_default)(key, default)
+
+    async def apop(self: Any, key: str) -> Any:
+        """Async :meth:`pop`."""
+        return await sync_to_async(self.pop)(key)
+
+    async def apop_default(self: Any, key: str, default: Any = None) -> Any:
+        """Async :meth:`pop_default`."""
+        return await sync_to_async(self.pop_default)(key, default)
+
+    async def aexists(self: Any, key: str) -> bool:
+        """Async :meth:`exists`."""
+        return await sync_to_async(self.exists)(key)
+
+    async def adelete(self: Any, key: str, ignore_keyerror: bool = False) -> bool:
+        """Async :meth:`delete`."""
+        return await sync_to_async(self.delete)(key, ignore_keyerror)
+
+    async def aflush(self: Any) -> int:
+        """Async :meth:`flush`."""
+        return await sync_to_async(self.flush)()
+
+    @StoreOrClassMethod
+    async def aflush_all(self_or_cls: Any, using: str | None = None) -> int:  # noqa: N805
+        """Async :meth:`flush_all`."""
+        result = await sync_to_async(self_or_cls.flush_all)(using)
+        return result
+
+    async def aadd(self: Any, key: str, value: Any, timeout: Timeout = None) -> bool:
+        """Async :meth:`add`."""
+        return await sync_to_async(self.add)(key, value, timeout)
+
+    async def atouch(self: Any, key: str, timeout: Timeout = None) -> bool:
+        """Async :meth:`touch`."""
+        return await sync_to_async(self.touch)(key, timeout)
+
+    async def aexpires_at(self: Any, key: str) -> datetime.datetime | None:
+        """Async :meth:`expires_at`."""
+        return await sync_to_async(self.expires_at)(key)
+
+    @StoreOrClassMethod
+    async def acull(self_or_cls: Any, using: str | None = None) -> int:  # noqa: N805
+        """Async :meth:`cull`."""
+        result = await sync_to_async(self_or_cls.cull)(using)
+        return result
+
+    async def aincr(self: Any, key: str, delta: int = 1) -> int:
+        """Async :meth:`incr`."""
+        return await sync_to_async(self.incr)(key, delta)
+
+    async def adecr(self: Any, key: str, delta: int = 1) -> int:
+        """Async :meth:`decr`."""
+        return await sync_to_async(self.decr)(key, delta)
+
+    async def aget_many(self: Any, keys: Iterable[str]) -> dict[str, Any]:
+        """Async :meth:`get_many`."""
+        return await sync_to_async(self.get_many)(keys)
+
+    async def aset_many(self: Any, mapping: Mapping[str, Any], timeout: Timeout = None) -> None:
+        """Async :meth:`set_many`."""
+        return await sync_to_async(self.set_many)(mapping, timeout)
+
+    async def adelete_many(self: Any, keys: Iterable[str]) -> int:
+        """Async :meth:`delete_many`."""
+        return await sync_to_async(self.delete_many)(keys)
+
+    async def acount(self: Any) -> int:
+        """Async :meth:`count`."""
+        return await sync_to_async(self.count)()
+
+    @StoreOrClassMethod
+    async def astores(self_or_cls: Any, using: str | None = None) -> list[str]:  # noqa: N805
+        """Async :meth:`stores`."""
+        result = await sync_to_async(self_or_cls.stores)(using)
+        return result
+
+    async def _aiterate(self, iterator_factory: Callable[[], Iterator[_T]]) -> AsyncIterator[_T]:
+        # The sync iterator is created and advanced in Django's sync thread,
+        # a chunk at a time, so it always uses the same database connection.
+        iterator = await sync_to_async(iterator_factory)()
+        take = sync_to_async(lambda: list(islice(iterator, ASYNC_ITERATION_CHUNK_SIZE)))
+        while chunk := await take():
+            for item in chunk:
+                yield item
+
+    def akeys(self: Any, prefix: str = "") -> AsyncIterator[str]:
+        """Async :meth:`keys`: ``async for key in kv.akeys(): ...``."""
+        return self._aiterate(lambda: self.keys(prefix))
+
+    def avalues(self: Any, prefix: str = "") -> AsyncIterator[Any]:
+        """Async :meth:`values`."""
+        return self._aiterate(lambda: self.values(prefix))
+
+    def aitems(self: Any, prefix: str = "") -> AsyncIterator[tuple[str, Any]]:
+        """Async :meth:`items`."""
+        return self._aiterate(lambda: self.items(prefix))
