@@ -79,7 +79,7 @@ def _signing_key(secret: str | bytes) -> bytes:
     return hashlib.sha256(_SIGNATURE_SALT + secret).digest()
 
 
-def _signature(payload: bytes, secret: str | bytes) -> bytes:
+def _signature(payload: bytes | memoryview, secret: str | bytes) -> bytes:
     return hmac.digest(_signing_key(secret), payload, "sha256")
 
 
@@ -103,7 +103,8 @@ class PickleSerializer:
 
     def loads(self, data: bytes) -> Any:
         """Check the signature of ``data``, then unpickle it."""
-        signature, payload = data[:_SIGNATURE_SIZE], data[_SIGNATURE_SIZE:]
+        view = memoryview(data)  # slices without copying the payload
+        signature, payload = view[:_SIGNATURE_SIZE], view[_SIGNATURE_SIZE:]
         if hmac.compare_digest(signature, _signature(payload, settings.SECRET_KEY)):
             return pickle.loads(payload)
         for secret in getattr(settings, "SECRET_KEY_FALLBACKS", ()):

@@ -38,6 +38,7 @@ from .serializers import (
     BYTES_FORMAT,
     INTEGER_FORMAT,
     STR_FORMAT,
+    PickleSerializer,
     Serializer,
     get_serializer,
     serializer_by_name,
@@ -55,8 +56,11 @@ __all__ = ["KeyVal", "decode_value"]
 # Stands for "no value" where None is a value a user may store.
 _MISSING: Any = object()
 
+PICKLE_FORMAT = PickleSerializer.name
+_PICKLE = PickleSerializer()
+
 # Formats that decode without looking at the settings.
-_BUILTIN_FORMATS = frozenset({STR_FORMAT, BYTES_FORMAT, "pickle", "json"})
+_BUILTIN_FORMATS = frozenset({STR_FORMAT, BYTES_FORMAT, PICKLE_FORMAT, "json"})
 
 #: Rows fetched per query while iterating over keys, values or items.
 ITERATION_CHUNK_SIZE = 1000
@@ -75,6 +79,8 @@ def decode_value(
     if serializer_name == INTEGER_FORMAT:
         return integer
     try:
+        if serializer_name == PICKLE_FORMAT:  # the most common, so first
+            return _PICKLE.loads(data)
         if isinstance(data, memoryview):
             data = bytes(data)
         if serializer_name == STR_FORMAT:

@@ -39,10 +39,13 @@ class SQLiteOperations(BaseOperations):
 
     def execute(self, cursor: Any, sql: str, params: Sequence[Any] | None = None) -> None:
         """Run one statement, again while the database is locked (outside transactions)."""
-        if cursor.db.in_atomic_block:
+        try:
             cursor.execute(sql, params)
-            return
-        self._retry_while_locked(lambda: cursor.execute(sql, params))
+        except OperationalError as error:
+            # Only the failure path pays for the checks and the retry loop.
+            if cursor.db.in_atomic_block or not _is_locked(error):
+                raise
+            self._retry_while_locked(lambda: cursor.execute(sql, params))
 
     def in_transaction(self, connection: BaseDatabaseWrapper, function: Callable[[], _T]) -> _T:
         """Run ``function`` in a transaction, again as a whole while the database is locked."""
