@@ -294,8 +294,7 @@ class KeyVal(AsyncMethods):
         """Delete ``key`` and return its value, or return ``default`` if it is missing."""
         validate_key(key)
         connection, operations = self._database(write=True)
-        now = _now(connection)
-        row = operations.pop(connection, self._name, key, now)
+        row = operations.pop(connection, self._name, key)
         if row is None:
             return default
         data, integer, serializer_name, expires = row
@@ -305,6 +304,7 @@ class KeyVal(AsyncMethods):
             # Put the undecodable bytes back as they were (unless the key was
             # set again meanwhile), so that a configuration mistake such as a
             # missing custom serializer loses nothing.
+            now = _now(connection)
             stored = (self._name, key, data, integer, serializer_name, expires, now)
             operations.add(connection, stored, now)
             raise
@@ -323,7 +323,7 @@ class KeyVal(AsyncMethods):
         """
         validate_key(key)
         connection, operations = self._database(write=True)
-        deleted = operations.delete(connection, self._name, key, _now(connection))
+        deleted = operations.delete(connection, self._name, key)
         if not deleted and not ignore_keyerror:
             raise self._missing(key)
         return deleted
@@ -451,12 +451,13 @@ class KeyVal(AsyncMethods):
     # -- many keys -----------------------------------------------------------------
 
     def _keys_list(self, keys: Iterable[str]) -> list[str]:
+        """Return the distinct keys, sorted, so every caller locks rows in one order."""
         if isinstance(keys, (str, bytes)):
             raise ArgumentTypeError("keys must be an iterable of str, not a single str")
         key_list = list(keys)
         for key in key_list:
             validate_key(key)
-        return list(dict.fromkeys(key_list))
+        return sorted(set(key_list))
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """Return ``{key: value}`` for those of ``keys`` that exist, in one query per 1000 keys."""
@@ -487,6 +488,7 @@ class KeyVal(AsyncMethods):
             rows.append(self._row(key, value, db_expires, db_now))
         if not rows:
             return
+        rows.sort(key=lambda row: row[1])  # one lock order for every caller: no deadlocks
         operations.in_transaction(connection, lambda: operations.set_many(connection, rows, db_now))
         if expires is not None:
             _cull_on_write(connection, operations, db_now)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
@@ -60,8 +62,12 @@ class BaseOperations:
         self.sql_get = f"SELECT {value}, {integer}, {fmt}, {expires} FROM {table} WHERE {where_key}"
         self.sql_exists = f"SELECT {expires} FROM {table} WHERE {where_key}"
         self.sql_expires_at = f"SELECT {expires} FROM {table} WHERE {where_key} AND {live}"
-        self.sql_delete = f"DELETE FROM {table} WHERE {where_key} AND {live}"
-        self.sql_pop = f"{self.sql_delete} RETURNING {value}, {integer}, {fmt}, {expires}"
+        # Deletes take expired rows too (they are garbage anyway) and report
+        # whether the row was live, so they need no clock reading either.
+        self.sql_delete = f"DELETE FROM {table} WHERE {where_key} RETURNING {expires}"
+        self.sql_pop = (
+            f"DELETE FROM {table} WHERE {where_key} RETURNING {value}, {integer}, {fmt}, {expires}"
+        )
         self.sql_touch = (
             f"UPDATE {table} SET {expires} = %s, {self.updated} = %s WHERE {where_key} AND {live}"
         )
@@ -76,14 +82,53 @@ class BaseOperations:
 
     # -- running statements ------------------------------------------------
 
+    #: How long an operation outside a transaction keeps retrying a transient
+    #: error (a deadlock, a busy SQLite file), in seconds.
+    retry_seconds = 60.0
+
+    def is_transient(self, error: DatabaseError) -> bool:
+        """Return whether ``error`` undid the failed statement or transaction entirely.
+
+        Such an error (a deadlock victim, a lock wait given up) left nothing
+        behind, so the statement may simply be run again. Backends say which.
+        """
+        return False
+
     def execute(self, cursor: Any, sql: str, params: Sequence[Any] | None = None) -> None:
-        """Run one statement; backends override this to retry what may be retried."""
-        cursor.execute(sql, params)
+        """Run one statement; outside a transaction, again after a transient error."""
+        try:
+            cursor.execute(sql, params)
+        except DatabaseError as error:
+            # Only the failure path pays for the checks and the retry loop.
+            # Inside the caller's transaction a retry could not help (the
+            # transaction may hold what the other side waits for): raise.
+            if cursor.db.in_atomic_block or not self.is_transient(error):
+                raise
+            self.retrying(lambda: cursor.execute(sql, params))
 
     def in_transaction(self, connection: BaseDatabaseWrapper, function: Callable[[], _T]) -> _T:
-        """Call ``function`` inside ``transaction.atomic`` on ``connection``."""
-        with transaction.atomic(using=connection.alias):
-            return function()
+        """Call ``function`` in ``transaction.atomic``; the whole again after a transient error."""
+
+        def run() -> _T:
+            with transaction.atomic(using=connection.alias):
+                return function()
+
+        if connection.in_atomic_block:
+            return run()
+        return self.retrying(run)
+
+    def retrying(self, function: Callable[[], _T]) -> _T:
+        """Call ``function`` until it ends without a transient error, or time runs out."""
+        deadline = time.monotonic() + self.retry_seconds
+        while True:
+            try:
+                return function()
+            except DatabaseError as error:
+                if not self.is_transient(error) or time.monotonic() > deadline:
+                    raise
+            # A short random pause keeps the processes that collided from
+            # colliding again in lockstep.
+            time.sleep(random.uniform(0, 0.01))
 
     # -- vendor statements -------------------------------------------------
 
@@ -178,17 +223,21 @@ class BaseOperations:
             self.execute(cursor, self.sql_add, (*row, now))
             return bool(cursor.rowcount == 1)
 
-    def delete(self, connection: BaseDatabaseWrapper, store: str, key: str, now: Any) -> bool:
-        """Delete a live pair; return whether there was one."""
+    def delete(self, connection: BaseDatabaseWrapper, store: str, key: str) -> bool:
+        """Delete a pair; return whether it was live."""
         with connection.cursor() as cursor:
-            self.execute(cursor, self.sql_delete, (store, key, now))
-            return bool(cursor.rowcount > 0)
+            self.execute(cursor, self.sql_delete, (store, key))
+            row = cursor.fetchone()
+        return row is not None and (row[0] is None or self.is_live(connection, row[0]))
 
-    def pop(self, connection: BaseDatabaseWrapper, store: str, key: str, now: Any) -> Any:
-        """Delete a live pair; return ``(value, integer, serializer, expires_at)``, or ``None``."""
+    def pop(self, connection: BaseDatabaseWrapper, store: str, key: str) -> Any:
+        """Delete a pair; return ``(value, integer, serializer, expires_at)`` if it was live."""
         with connection.cursor() as cursor:
-            self.execute(cursor, self.sql_pop, (store, key, now))
-            return cursor.fetchone()
+            self.execute(cursor, self.sql_pop, (store, key))
+            row = cursor.fetchone()
+        if row is None or (row[3] is not None and not self.is_live(connection, row[3])):
+            return None
+        return row
 
     def touch(
         self, connection: BaseDatabaseWrapper, store: str, key: str, expires: Any, now: Any

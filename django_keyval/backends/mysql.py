@@ -18,10 +18,17 @@ from .base import BaseOperations
 
 # MariaDB's error for an out-of-range BIGINT result.
 ER_DATA_OUT_OF_RANGE = 1690
+# A deadlock victim, and a lock wait given up: InnoDB rolled the statement back.
+ER_LOCK_DEADLOCK = 1213
+ER_LOCK_WAIT_TIMEOUT = 1205
 
 
 class MariaDBOperations(BaseOperations):
     """Upserts with ``ON DUPLICATE KEY UPDATE``; the rest is shared."""
+
+    def is_transient(self, error: DatabaseError) -> bool:
+        """Deadlock victims and abandoned lock waits may be run again."""
+        return bool(error.args) and error.args[0] in (ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT)
 
     def build_vendor_statements(self) -> None:
         """Build the upserts with ``ON DUPLICATE KEY UPDATE`` and the cull with ``LIMIT``."""
