@@ -60,6 +60,8 @@ nitpick_ignore_regex = [
     ("py:class", r"(Any|Iterable|Iterator|AsyncIterator|Mapping|Callable)"),
     ("py:class", r"(int|float|str|bytes|bool|dict|list|tuple|object|None|NoneType|type)"),
     ("py:exc", r"(KeyError|NameError|TypeError|ValueError|OverflowError|Exception)"),
+    # Type variables of generic helpers.
+    ("py:class", r".*\._T"),
 ]
 
 # Exception messages are part of what the pages show, so they are compared
