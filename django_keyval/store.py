@@ -231,6 +231,22 @@ class KeyVal(AsyncMethods):
             return decode_value(self._name, key, serializer_name, data, integer)
         return decode_value(self._name, key, serializer_name, data, integer, self._serializer())
 
+    def _prepare_write(
+        self, key: str, value: Any, timeout: Timeout
+    ) -> tuple[BaseDatabaseWrapper, BaseOperations, tuple[Any, ...], bool]:
+        """Check and encode a write: the database, its row, and whether it has a timeout.
+
+        The row's last item is the adapted current time, which the
+        statements also use to tell expired rows.
+        """
+        validate_key(key)
+        connection, operations = self._database(write=True)
+        now = timezone.now()
+        expires = expiry_from_timeout(timeout, now)
+        adapt = connection.ops.adapt_datetimefield_value
+        row = self._row(key, value, adapt(expires), adapt(now))
+        return connection, operations, row, expires is not None
+
     def _row(self, key: str, value: Any, expires: Any, now: Any) -> tuple[Any, ...]:
         data, integer, serializer_name = self._encode(key, value)
         return (self._name, key, data, integer, serializer_name, expires, now)
@@ -248,14 +264,9 @@ class KeyVal(AsyncMethods):
         once. ``timeout`` is in seconds (or a ``timedelta``); ``None`` never
         expires.
         """
-        validate_key(key)
-        connection, operations = self._database(write=True)
-        now = timezone.now()
-        expires = expiry_from_timeout(timeout, now)
-        adapt = connection.ops.adapt_datetimefield_value
-        row = self._row(key, value, adapt(expires), adapt(now))
+        connection, operations, row, timed = self._prepare_write(key, value, timeout)
         created = operations.set(connection, row, row[-1])
-        if expires is not None:
+        if timed:
             _cull_on_write(connection, operations, row[-1])
         return created
 
@@ -350,14 +361,9 @@ class KeyVal(AsyncMethods):
 
         Atomic: of several callers adding the same key at once, exactly one wins.
         """
-        validate_key(key)
-        connection, operations = self._database(write=True)
-        now = timezone.now()
-        expires = expiry_from_timeout(timeout, now)
-        adapt = connection.ops.adapt_datetimefield_value
-        row = self._row(key, value, adapt(expires), adapt(now))
+        connection, operations, row, timed = self._prepare_write(key, value, timeout)
         added = operations.add(connection, row, row[-1])
-        if expires is not None:
+        if timed:
             _cull_on_write(connection, operations, row[-1])
         return added
 

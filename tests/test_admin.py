@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from django_keyval.forms import DecodedValue, KeyValPairForm, decoded
 from django_keyval.models import KeyVal, KeyValPair
+from tests.helpers import CreatesFile
 
 CHANGELIST = reverse("admin:django_keyval_keyvalpair_changelist")
 ADD = reverse("admin:django_keyval_keyvalpair_add")
@@ -54,28 +55,6 @@ class BrokenRepr:
 
     def __repr__(self) -> str:
         raise RuntimeError("no repr")
-
-
-class CreatesFile:
-    """Unpickling this opens (creates) a file: the proof a pickle was loaded."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (open, (self.path, "w"))
-
-
-class ReversedJSONSerializer:
-    """A custom serializer (JSON written backwards), configured by dotted path."""
-
-    name = "reversed-json"
-
-    def dumps(self, value: Any) -> bytes:
-        return json.dumps(value).encode()[::-1]
-
-    def loads(self, data: bytes) -> Any:
-        return json.loads(data[::-1])
 
 
 def insert_raw(store: str, key: str, value: bytes, serializer: str) -> KeyValPair:
@@ -231,7 +210,7 @@ class ChangeListTests(AdminTestCase):
         with self.assertNumQueries(len(small.captured_queries)):
             self.client.get(CHANGELIST)
 
-    @override_settings(KEYVAL_SERIALIZER="tests.test_admin.ReversedJSONSerializer")
+    @override_settings(KEYVAL_SERIALIZER="tests.helpers.ReversedJSONSerializer")
     def test_values_of_the_configured_custom_serializer_are_decoded(self) -> None:
         KeyVal("s").set("custom", [1, 2])
         self.assertEqual(pair("s", "custom").serializer, "reversed-json")

@@ -28,6 +28,7 @@ from django.utils import timezone
 from django_keyval import transfer
 from django_keyval.models import KeyVal, KeyValPair
 from django_keyval.serializers import PickleSerializer
+from tests.helpers import CreatesFile
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -46,33 +47,6 @@ class Colour(enum.IntEnum):
     """An int subclass: JSON would turn it into a plain int."""
 
     RED = 1
-
-
-class CreatesFile:
-    """Unpickling this opens (creates) a file: the proof a pickle was loaded."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (open, (self.path, "w"))
-
-
-class ReversedJSONSerializer:
-    """A custom serializer (JSON written backwards), configured by dotted path."""
-
-    name = "reversed-json"
-
-    def dumps(self, value: Any) -> bytes:
-        if isinstance(value, tuple):
-            value = {"__tuple__": list(value)}
-        return json.dumps(value).encode()[::-1]
-
-    def loads(self, data: bytes) -> Any:
-        value = json.loads(data[::-1])
-        if isinstance(value, dict) and "__tuple__" in value:
-            return tuple(value["__tuple__"])
-        return value
 
 
 class UnpicklableSerializer:
@@ -776,7 +750,7 @@ class ExportImportTests(TempDirMixin, TestCase):
         )
 
     def test_custom_serializer_rows(self) -> None:
-        dotted = f"{__name__}.ReversedJSONSerializer"
+        dotted = "tests.helpers.ReversedJSONSerializer"
         with override_settings(KEYVAL_SERIALIZER=dotted):
             KeyVal("s").set("list", [1, "a"])
             KeyVal("s").set("tuple", (1, "a"))

@@ -9,7 +9,6 @@ import pickle
 import tempfile
 from typing import Any
 
-from django.db import connection
 from django.test import TestCase, override_settings
 from django.utils.crypto import salted_hmac
 
@@ -21,24 +20,13 @@ from django_keyval.serializers import (
     get_serializer,
     serializer_by_name,
 )
+from tests.helpers import CreatesFile, ReversedJSONSerializer, write_raw
 
 
 class Colour(enum.IntEnum):
     """An int subclass, which JSON would give back as a plain int."""
 
     RED = 1
-
-
-class ReversedJSONSerializer:
-    """A custom serializer for the tests: JSON, stored back to front."""
-
-    name = "reversed-json"
-
-    def dumps(self, value: Any) -> bytes:
-        return json.dumps(value).encode()[::-1]
-
-    def loads(self, data: bytes) -> Any:
-        return json.loads(data[::-1])
 
 
 class NamelessSerializer:
@@ -51,28 +39,6 @@ class NamelessSerializer:
 
 class ReservedNameSerializer(ReversedJSONSerializer):
     name = "INT"
-
-
-class CreateFile:
-    """Unpickling this creates a file: what an attacker's pickle could do."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def __reduce__(self) -> Any:
-        return (open, (self.path, "w"))
-
-
-def write_raw(store: str, key: str, data: bytes, serializer: str = "pickle") -> None:
-    """Overwrite a row's bytes with raw SQL, as someone with database access could."""
-    table = connection.ops.quote_name(KeyValPair._meta.db_table)
-    quote = connection.ops.quote_name
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET {quote('value')} = %s, {quote('serializer')} = %s, "
-            f"{quote('integer_value')} = NULL WHERE {quote('store')} = %s AND {quote('key')} = %s",
-            [data, serializer, store, key],
-        )
 
 
 class PickleSigningTests(TestCase):
@@ -88,7 +54,7 @@ class PickleSigningTests(TestCase):
         kv = KeyVal("tests.tamper")
         with tempfile.TemporaryDirectory() as directory:
             path = os.path.join(directory, "pwned")
-            evil = pickle.dumps(CreateFile(path))
+            evil = pickle.dumps(CreatesFile(path))
             kv.set("victim", {"safe": True})
             kv.set("other", [1])
             for data in (b"\x00" * 32 + evil, evil, b""):
@@ -215,7 +181,7 @@ class JSONSerializerTests(TestCase):
 
 
 class CustomSerializerTests(TestCase):
-    path = "tests.test_serializers.ReversedJSONSerializer"
+    path = "tests.helpers.ReversedJSONSerializer"
 
     def test_custom_serializer_by_dotted_path(self) -> None:
         kv = KeyVal("tests.custom", serializer=self.path)
