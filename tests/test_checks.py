@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 from io import StringIO
+from typing import Any
 
 from django.core.management import call_command
 from django.db import connection, connections
@@ -19,13 +20,14 @@ from django_keyval.models import KeyVal, KeyValPair
 class DatabaseCheckTests(SimpleTestCase):
     databases = {"default"}
 
-    def add_database(self, alias: str, settings_dict: dict) -> None:
+    def add_database(self, alias: str, settings_dict: dict[str, Any]) -> None:
         connections.settings[alias] = settings_dict
 
         def remove() -> None:
             del connections.settings[alias]
-            if hasattr(connections._connections, alias):
-                delattr(connections._connections, alias)
+            local = connections._connections  # type: ignore[attr-defined]
+            if hasattr(local, alias):
+                delattr(local, alias)
 
         self.addCleanup(remove)
 

@@ -6,6 +6,7 @@ import asyncio
 import datetime
 import decimal
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -156,7 +157,7 @@ class ContractTests(TestCase):
         self.kv.disconnect()
         self.assertFalse(self.kv.connected)
         self.assertIn("disconnected", repr(self.kv))
-        calls = [
+        calls: list[Callable[[], Any]] = [
             lambda: self.kv.get("k"),
             lambda: self.kv.get_default("k"),
             lambda: self.kv.set("k", 1),
@@ -333,9 +334,10 @@ class ExpiryTests(TestCase):
             with self.subTest(timeout=bad), self.assertRaises(ValueError) as raised:
                 self.kv.set("k", 1, timeout=bad)
             self.assertIsInstance(raised.exception, exceptions.InvalidTimeoutError)
-        for bad in ("10", True, [1]):
-            with self.subTest(timeout=bad), self.assertRaises(TypeError):
-                self.kv.set("k", 1, timeout=bad)  # type: ignore[arg-type]
+        wrong_types: tuple[Any, ...] = ("10", True, [1])
+        for wrong in wrong_types:
+            with self.subTest(timeout=wrong), self.assertRaises(TypeError):
+                self.kv.set("k", 1, timeout=wrong)
         self.assertFalse(KeyValPair.objects.exists())
 
 
@@ -546,7 +548,7 @@ class QueryCountTests(TestCase):
         self.kv.set("n", 1)
 
     def test_single_statements(self) -> None:
-        operations = {
+        operations: dict[str, Callable[[], Any]] = {
             "set new": lambda: self.kv.set("new", [1]),
             "set overwrite": lambda: self.kv.set("k", "w", timeout=60),
             "get": lambda: self.kv.get("k"),
@@ -691,7 +693,7 @@ class AsyncioRunTests(TransactionTestCase):
     def test_async_under_asyncio_run(self) -> None:
         kv = KeyVal("tests.async")
 
-        async def main() -> list[Any]:
+        async def main() -> tuple[Any, ...]:
             await kv.aset("a", 1)
             try:
                 return await asyncio.gather(kv.aget("a"), kv.aexists("a"), kv.aget_default("b"))
@@ -699,7 +701,7 @@ class AsyncioRunTests(TransactionTestCase):
                 # Close the connection of the thread sync_to_async used.
                 await sync_to_async(connections.close_all)()
 
-        self.assertEqual(asyncio.run(main()), [1, True, None])
+        self.assertEqual(list(asyncio.run(main())), [1, True, None])
 
 
 class LargeBulkTests(TestCase):
