@@ -38,6 +38,7 @@ from .serializers import (
     BYTES_FORMAT,
     INTEGER_FORMAT,
     STR_FORMAT,
+    JSONSerializer,
     PickleSerializer,
     Serializer,
     get_serializer,
@@ -204,7 +205,9 @@ class KeyVal(AsyncMethods):
             # A lone surrogate cannot be UTF-8: the serializer may still manage.
             with suppress(UnicodeEncodeError):
                 data, name = value.encode(), STR_FORMAT
-        elif value_type is bytes:
+        elif value_type is bytes and not isinstance(self._serializer(), JSONSerializer):
+            # Raw bytes are safe to store as they are, but a JSON store
+            # promises values JSON can represent, which bytes are not.
             data, name = value, BYTES_FORMAT
         if data is None:
             serializer = self._serializer()

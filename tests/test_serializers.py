@@ -151,6 +151,7 @@ class JSONSerializerTests(TestCase):
             float("inf"),
             object(),
             [b"x"],
+            b"raw bytes",
             {"a": {3}},
             [Colour.RED],
             {"c": Colour.RED},
