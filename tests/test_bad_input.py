@@ -133,6 +133,26 @@ class BadInputTests(TestCase):
         self.kv.set("big-pickle", [big[: limit - 1000]])
         self.assertEqual(self.kv.get("big-pickle"), [big[: limit - 1000]])
 
+    def test_values_up_to_the_limit_work_whatever_their_bytes(self) -> None:
+        # Bytes a driver must escape in an SQL literal (MariaDB's) take two
+        # bytes there each: a limit-sized value of them must still go in.
+        limit = 8 * 1024 * 1024
+        for byte in (b"\x00", b"'", b"\\", b"\n"):
+            worst = byte * limit
+            with self.subTest(byte=byte):
+                self.assertTrue(self.kv.set("worst", worst))
+                self.assertEqual(self.kv.get("worst"), worst)
+                self.assertTrue(self.kv.add("worst-added", worst))
+                self.assertEqual(self.kv.pop("worst-added"), worst)
+                self.kv.set_many({"worst-1": worst, "worst-2": worst, "small": byte * 1000})
+                self.assertEqual(
+                    self.kv.get_many(["worst-1", "worst-2", "small"]),
+                    {"small": byte * 1000, "worst-1": worst, "worst-2": worst},
+                )
+                self.assertFalse(self.kv.set("worst", b"x"))
+                self.kv.delete_many(["worst", "worst-1", "worst-2", "small"])
+        self.assertEqual(snapshot(), self.before)
+
     def test_timeouts(self) -> None:
         for bad in (-1, float("nan"), float("inf"), float("-inf")):
             with self.subTest(timeout=bad):

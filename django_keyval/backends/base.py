@@ -21,6 +21,9 @@ INT64_MAX = 2**63 - 1
 #: Value bytes per multi-row INSERT, at most (one larger value goes alone).
 MAX_STATEMENT_VALUE_BYTES = 4 * 1024 * 1024
 
+#: Placeholders of one row in the upserts' ``VALUES`` (``version`` starts at 1).
+ROW_MARKS = "(%s, %s, %s, %s, %s, 1, %s, %s)"
+
 #: A row as the store decodes it: (key, value bytes, integer value, serializer name).
 Row = tuple[str, Any, Any, str]
 
@@ -135,8 +138,7 @@ class BaseOperations:
     def build_vendor_statements(self) -> None:
         """Build the upserts (here with ``INSERT ... ON CONFLICT``) and the cull."""
         t, k, s = self.table, self.key, self.store
-        values = "(%s, %s, %s, %s, %s, 1, %s, %s)"
-        conflict = f"INSERT INTO {t} ({self.columns}) VALUES {values} ON CONFLICT ({s}, {k})"
+        conflict = f"INSERT INTO {t} ({self.columns}) VALUES {ROW_MARKS} ON CONFLICT ({s}, {k})"
         expired = f"({t}.{self.expires} IS NOT NULL AND {t}.{self.expires} <= %s)"
         replace = ", ".join(
             f"{column} = excluded.{column}"
@@ -287,6 +289,13 @@ class BaseOperations:
                 size += row_size
             yield batch[start:]
 
+    def wire_row(self, row: Sequence[Any]) -> tuple[str, Sequence[Any]]:
+        """Return the placeholders of ``row`` in a multi-row upsert, and its parameters.
+
+        Here the row goes as it is; a backend may send some values another way.
+        """
+        return ROW_MARKS, row
+
     def get_many(
         self, connection: BaseDatabaseWrapper, store: str, keys: Sequence[str], now: Any
     ) -> list[Row]:
@@ -311,11 +320,15 @@ class BaseOperations:
         """Insert or overwrite many pairs, a few multi-row statements in all."""
         with connection.cursor() as cursor:
             for batch in self.row_batches(rows):
-                marks = ", ".join(["(%s, %s, %s, %s, %s, 1, %s, %s)"] * len(batch))
-                params = [value for row in batch for value in row]
+                marks: list[str] = []
+                params: list[Any] = []
+                for row in batch:
+                    mark, wire = self.wire_row(row)
+                    marks.append(mark)
+                    params.extend(wire)
                 self.execute(
                     cursor,
-                    self.sql_set_many_prefix + marks + self.sql_set_many_suffix,
+                    self.sql_set_many_prefix + ", ".join(marks) + self.sql_set_many_suffix,
                     (*params, *self.set_many_suffix_params(now)),
                 )
 

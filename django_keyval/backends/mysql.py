@@ -5,22 +5,35 @@ seeing the columns already assigned (unless ``SIMULTANEOUS_ASSIGNMENT`` is
 set). Every condition below therefore tests the old ``expires_at`` (and
 serializer), and those columns are assigned last, so the statements mean the
 same in both modes.
+
+Large values go base64-encoded, decoded by the server with ``FROM_BASE64``:
+the driver writes bytes into the statement as an escaped literal, and a NUL,
+quote, backslash or newline takes two bytes there, so an 8 MiB value could
+need a 16 MiB statement, over the default ``max_allowed_packet``. Base64
+takes 4 bytes for every 3, whatever they hold.
 """
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import DatabaseError
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from .base import BaseOperations
+from .base import ROW_MARKS, BaseOperations
 
 # MariaDB's error for an out-of-range BIGINT result.
 ER_DATA_OUT_OF_RANGE = 1690
 # A deadlock victim, and a lock wait given up: InnoDB rolled the statement back.
 ER_LOCK_DEADLOCK = 1213
 ER_LOCK_WAIT_TIMEOUT = 1205
+
+#: Values longer than this (in bytes) are sent base64-encoded.
+BASE64_ABOVE = 1024 * 1024
+#: The placeholders of a row whose value is sent base64-encoded.
+BASE64_ROW_MARKS = "(%s, %s, FROM_BASE64(%s), %s, %s, 1, %s, %s)"
 
 
 class MariaDBOperations(BaseOperations):
@@ -33,7 +46,7 @@ class MariaDBOperations(BaseOperations):
     def build_vendor_statements(self) -> None:
         """Build the upserts with ``ON DUPLICATE KEY UPDATE`` and the cull with ``LIMIT``."""
         t, version, expires = self.table, self.version, self.expires
-        insert = f"INSERT INTO {t} ({self.columns}) VALUES (%s, %s, %s, %s, %s, 1, %s, %s)"
+        insert = f"INSERT INTO {t} ({self.columns}) VALUES {ROW_MARKS}"
         expired = f"({expires} IS NOT NULL AND {expires} <= %s)"
         replace = ", ".join(
             f"{column} = VALUES({column})"
@@ -53,6 +66,8 @@ class MariaDBOperations(BaseOperations):
             f"{insert} ON DUPLICATE KEY UPDATE {version} = IF({expired}, 1, {version} + 1), "
             f"{keep_unless_expired} RETURNING {version}"
         )
+        self.sql_set_base64 = self.sql_set.replace(ROW_MARKS, BASE64_ROW_MARKS, 1)
+        self.sql_add_base64 = self.sql_add.replace(ROW_MARKS, BASE64_ROW_MARKS, 1)
         self.sql_set_many_prefix = f"INSERT INTO {t} ({self.columns}) VALUES "
         self.sql_set_many_suffix = set_clause
         is_int = f"{self.format} = 'int'"
@@ -70,10 +85,27 @@ class MariaDBOperations(BaseOperations):
         )
         self.sql_cull = f"DELETE FROM {t} WHERE {expires} <= %s LIMIT %s"
 
-    def add(self, connection: BaseDatabaseWrapper, row: Any, now: Any) -> bool:
-        """Insert a pair unless a live one exists; return whether it was stored."""
+    def wire_row(self, row: Sequence[Any]) -> tuple[str, Sequence[Any]]:
+        """Send a value over :data:`BASE64_ABOVE` bytes base64-encoded."""
+        data = row[2]
+        if data is None or len(data) <= BASE64_ABOVE:
+            return ROW_MARKS, row
+        return BASE64_ROW_MARKS, (*row[:2], base64.b64encode(data).decode("ascii"), *row[3:])
+
+    def set(self, connection: BaseDatabaseWrapper, row: Sequence[Any], now: Any) -> bool:
+        """Insert or overwrite a pair; return whether it was new (or had expired)."""
+        marks, wire = self.wire_row(row)
+        sql = self.sql_set if marks is ROW_MARKS else self.sql_set_base64
         with connection.cursor() as cursor:
-            self.execute(cursor, self.sql_add, (*row, now, now, now, now, now, now))
+            self.execute(cursor, sql, (*wire, now))
+            return bool(cursor.fetchone()[0] == 1)
+
+    def add(self, connection: BaseDatabaseWrapper, row: Sequence[Any], now: Any) -> bool:
+        """Insert a pair unless a live one exists; return whether it was stored."""
+        marks, wire = self.wire_row(row)
+        sql = self.sql_add if marks is ROW_MARKS else self.sql_add_base64
+        with connection.cursor() as cursor:
+            self.execute(cursor, sql, (*wire, now, now, now, now, now, now))
             return bool(cursor.fetchone()[0] == 1)
 
     def incr(
