@@ -17,7 +17,7 @@ from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
 from django import forms
-from django.db import transaction
+from django.db import router, transaction
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import escape
@@ -286,11 +286,36 @@ class KeyValPairForm(_PairModelForm):
         serializer = self.instance.serializer if self.instance.pk is not None else ""
         return serializer if serializer in _NAMED_SERIALIZERS else None
 
+    def _get_validation_exclusions(self) -> set[str]:
+        # Model validation would check the unique constraint on (store, key)
+        # against every row, so a key whose only row has expired would be
+        # refused, though the store API counts it as missing and set()
+        # overwrites it. clean() checks for a live pair instead; the key's own
+        # checks are made by its form field and clean_key(). (This hook of
+        # ModelForm is private, so django-stubs does not declare it.)
+        exclude: set[str] = super()._get_validation_exclusions()  # type: ignore[misc]
+        exclude.add("key")
+        return exclude
+
     def clean(self) -> dict[str, Any]:
-        """Check that the value can be stored (for instance, that it is not too large)."""
+        """Check that the value can be stored, and that a new pair's key is not taken.
+
+        A key is taken when the store has a pair for it that has not
+        expired (:meth:`KeyVal.exists <django_keyval.models.KeyVal.exists>`):
+        a pair that has expired counts as missing, so adding one over it
+        overwrites it, as :meth:`KeyVal.set <django_keyval.models.KeyVal.set>` does.
+        """
         cleaned = super().clean() or self.cleaned_data
-        store = self.instance.store if self.instance.pk is not None else cleaned.get("store")
-        key = self.instance.key if self.instance.pk is not None else cleaned.get("key")
+        adding = self.instance._state.adding
+        store = cleaned.get("store") if adding else self.instance.store
+        key = cleaned.get("key") if adding else self.instance.key
+        if adding and store and key:
+            using = router.db_for_write(KeyValPair, instance=self.instance)
+            if KeyVal(store, using=using).exists(key):
+                # The message model validation gives for the unique constraint.
+                self.add_error(
+                    None, self.instance.unique_error_message(KeyValPair, ["store", "key"])
+                )
         if self.value_editable and "value_json" in cleaned and store and key:
             try:
                 KeyVal(store, serializer=self._serializer_spec())._encode(

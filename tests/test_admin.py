@@ -516,6 +516,21 @@ class AddFormTests(AdminTestCase):
         self.assertContains(response, "Key-value pair with this Store and Key already exists.")
         self.assertEqual(KeyVal("app").get("greeting"), "old")
 
+    def test_a_pair_that_expired_is_overwritten(self) -> None:
+        # The store API counts an expired pair as missing, so the add form does too.
+        KeyVal("app").set("greeting", "old", timeout=3600)
+        KeyValPair.objects.filter(key="greeting").update(
+            expires_at=timezone.now() - datetime.timedelta(seconds=1)
+        )
+        self.assertFalse(KeyVal("app").exists("greeting"))
+        response = self.post_add(store="app", key="greeting", value_json='"new"')
+        self.assertRedirects(response, CHANGELIST)
+        self.assertEqual(KeyVal("app").get("greeting"), "new")
+        self.assertIsNone(KeyVal("app").expires_at("greeting"))
+        row = pair("app", "greeting")
+        self.assertEqual(row.version, 1)  # a new pair, as set() makes it
+        self.assertEqual(KeyValPair.objects.count(), 1)
+
     def test_bad_store_names_and_keys_are_form_errors(self) -> None:
         for data, message in (
             ({"store": "s" * 201, "key": "k"}, "at most 200 characters (it has 201)"),
