@@ -73,7 +73,7 @@ class AsyncMethods:
         """Async :meth:`add`."""
         return await sync_to_async(self.add)(key, value, timeout)
 
-    async def atouch(self: Any, key: str, timeout: Timeout = None) -> bool:
+    async def atouch(self: Any, key: str, timeout: Timeout) -> bool:
         """Async :meth:`touch`."""
         return await sync_to_async(self.touch)(key, timeout)
 

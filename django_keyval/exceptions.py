@@ -45,6 +45,10 @@ class SerializationError(KeyValError, TypeError):
     """Raised when a value cannot be serialized; the original error is its ``__cause__``."""
 
 
+class InvalidSerializerError(KeyValError, ValueError):
+    """Raised for a serializer that cannot be imported, lacks the methods or has a reserved name."""
+
+
 class DeserializationError(KeyValError, ValueError):
     """Raised when stored bytes cannot be turned back into a value."""
 

@@ -27,7 +27,12 @@ from typing import Any, Protocol, runtime_checkable
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from .exceptions import BadSignatureError, DeserializationError
+from .exceptions import (
+    ArgumentTypeError,
+    BadSignatureError,
+    DeserializationError,
+    InvalidSerializerError,
+)
 
 __all__ = [
     "JSONSerializer",
@@ -170,21 +175,45 @@ _BUILTIN_SERIALIZERS: dict[str, type] = {
 }
 
 
-@cache
+#: Names a custom serializer may not take: rows tagged with them are read by
+#: the built-in serializers or as native values, so its values would come back
+#: wrong or fail their signature check.
+RESERVED_NAMES = NATIVE_FORMATS | set(_BUILTIN_SERIALIZERS)
+
+
 def get_serializer(spec: str) -> Serializer:
-    """Return the serializer named by ``spec``: ``"pickle"``, ``"json"`` or a dotted path."""
+    """Return the serializer named by ``spec``: ``"pickle"``, ``"json"`` or a dotted path.
+
+    Raise :class:`~django_keyval.exceptions.ArgumentTypeError` for a ``spec``
+    that is not a ``str``, and
+    :class:`~django_keyval.exceptions.InvalidSerializerError` for one that
+    cannot be imported, lacks the interface or has a reserved or invalid name.
+    """
     if not isinstance(spec, str):
-        raise TypeError(f"a serializer is given as a str, not {type(spec).__name__}")
+        raise ArgumentTypeError(f"a serializer is given as a str, not {type(spec).__name__}")
+    return _load_serializer(spec)
+
+
+@cache
+def _load_serializer(spec: str) -> Serializer:
     if spec in _BUILTIN_SERIALIZERS:
         return _BUILTIN_SERIALIZERS[spec]()  # type: ignore[no-any-return]
     try:
         serializer = import_string(spec)()
     except ImportError as error:
-        raise ValueError(f"cannot import the serializer {spec!r}: {error}") from error
+        raise InvalidSerializerError(f"cannot import the serializer {spec!r}: {error}") from error
     if not isinstance(serializer, Serializer) or not isinstance(serializer.name, str):
-        raise TypeError(f"{spec!r} lacks the serializer interface (name, dumps, loads)")
-    if serializer.name.lower() in NATIVE_FORMATS or not 0 < len(serializer.name) <= 50:
-        raise ValueError(f"{spec!r} has an invalid name {serializer.name!r}")
+        raise InvalidSerializerError(
+            f"{spec!r} lacks the serializer interface (name, dumps, loads)"
+        )
+    name = serializer.name
+    if name.lower() in RESERVED_NAMES:
+        raise InvalidSerializerError(
+            f"{spec!r} is named {name!r}, a name reserved for the built-in formats "
+            f"({', '.join(sorted(RESERVED_NAMES))})"
+        )
+    if not 0 < len(name) <= 50:
+        raise InvalidSerializerError(f"{spec!r} has a name of {len(name)} characters (1 to 50)")
     return serializer
 
 

@@ -370,8 +370,11 @@ class KeyVal(AsyncMethods):
             _cull_on_write(connection, operations, row[-1])
         return added
 
-    def touch(self, key: str, timeout: Timeout = None) -> bool:
-        """Give ``key`` a new timeout (``None``: never expire); ``False`` if it is missing."""
+    def touch(self, key: str, timeout: Timeout) -> bool:
+        """Give ``key`` a new timeout (``None``: never expire); ``False`` if it is missing.
+
+        ``timeout`` has no default: forgetting it must not make a pair permanent.
+        """
         validate_key(key)
         connection, operations = self._database(write=True)
         now = timezone.now()
@@ -446,9 +449,12 @@ class KeyVal(AsyncMethods):
             if row is None:
                 continue  # deleted meanwhile: start again from 0
             if row[2] != INTEGER_FORMAT:
-                raise NotAnIntegerError(
-                    f"the value of key {key!r} in store {self._name!r} is not an integer"
-                )
+                what = "is not an integer"
+                with suppress(KeyValError):
+                    if type(self._decode(key, *row)) is int:
+                        # Stored pickled: it does not fit the integer column.
+                        what = "is an integer outside the signed 64-bit range incr works in"
+                raise NotAnIntegerError(f"the value of key {key!r} in store {self._name!r} {what}")
             raise operations.overflow_error(delta)
 
     def decr(self, key: str, delta: int = 1) -> int:

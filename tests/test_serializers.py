@@ -41,6 +41,18 @@ class ReservedNameSerializer(ReversedJSONSerializer):
     name = "INT"
 
 
+class JSONNamedSerializer(ReversedJSONSerializer):
+    name = "json"
+
+
+class PickleNamedSerializer(ReversedJSONSerializer):
+    name = "Pickle"
+
+
+class LongNamedSerializer(ReversedJSONSerializer):
+    name = "x" * 51
+
+
 class PickleSigningTests(TestCase):
     def test_signature_is_salted_hmac_of_secret_key(self) -> None:
         data = PickleSerializer().dumps({"a": 1})
@@ -210,14 +222,22 @@ class CustomSerializerTests(TestCase):
         self.assertIn("'k'", str(raised.exception))
 
     def test_bad_serializer_specs(self) -> None:
-        for spec, error in (
-            ("tests.nowhere.Serializer", ValueError),
-            ("tests.test_serializers.NamelessSerializer", TypeError),
-            ("tests.test_serializers.ReservedNameSerializer", ValueError),
-            (42, TypeError),
+        invalid = exceptions.InvalidSerializerError
+        for spec, error, message in (
+            ("tests.nowhere.Serializer", invalid, "cannot import"),
+            ("tests.test_serializers.NamelessSerializer", invalid, "interface"),
+            ("tests.test_serializers.ReservedNameSerializer", invalid, "reserved"),
+            # A custom serializer named like a built-in one would have its
+            # rows read by the built-in one.
+            ("tests.test_serializers.JSONNamedSerializer", invalid, "reserved"),
+            ("tests.test_serializers.PickleNamedSerializer", invalid, "reserved"),
+            ("tests.test_serializers.LongNamedSerializer", invalid, "51 characters"),
+            (42, exceptions.ArgumentTypeError, "not int"),
+            (["json"], exceptions.ArgumentTypeError, "not list"),
         ):
-            with self.subTest(spec=spec), self.assertRaises(error):
+            with self.subTest(spec=spec), self.assertRaisesMessage(error, message):
                 KeyVal("tests.custom", serializer=spec)  # type: ignore[arg-type]
+        self.assertTrue(issubclass(invalid, ValueError))
 
     def test_lookup_helpers(self) -> None:
         self.assertIsInstance(get_serializer("json"), JSONSerializer)

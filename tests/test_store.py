@@ -294,6 +294,11 @@ class ExpiryTests(TestCase):
         self.assertIsNone(self.kv.expires_at("k"))
         self.assertIs(self.kv.touch("missing", 60), False)
         self.assertEqual(self.kv.get("k"), "v")
+        # The timeout is required: a forgotten one must not make a pair permanent.
+        self.kv.touch("k", 60)
+        with self.assertRaises(TypeError):
+            self.kv.touch("k")  # type: ignore[call-arg]
+        self.assertIsNotNone(self.kv.expires_at("k"))
 
     def test_cull_removes_only_expired_pairs(self) -> None:
         for i in range(5):
@@ -373,6 +378,10 @@ class CounterTests(TestCase):
                 with self.assertRaises(TypeError) as raised:
                     self.kv.incr("v")
                 self.assertIsInstance(raised.exception, exceptions.NotAnIntegerError)
+                self.assertIn(
+                    "outside the signed 64-bit range" if value == 2**70 else "is not an integer",
+                    str(raised.exception),
+                )
                 self.assertIn("'v'", str(raised.exception))
                 self.assertEqual(self.kv.get("v"), value)
         self.assertEqual(self.kv.incr("after"), 1)  # the connection is still usable
