@@ -76,6 +76,7 @@ class DecodedValue:
     PREVIEW_LENGTH = 80
 
     def __init__(self, pair: KeyValPair) -> None:
+        #: The decoded value (``None`` when it could not be decoded).
         self.value: Any = None
         #: ``None`` when the value was decoded, else a short marker for the list.
         self.problem: str | None = None
@@ -326,7 +327,14 @@ class KeyValPairForm(_PairModelForm):
         return cleaned
 
     def store_pair(self, using: str) -> KeyValPair:
-        """Write the pair to database ``using`` and return the form's instance, refreshed."""
+        """Write the pair to database ``using`` and return the form's instance, refreshed.
+
+        The admin calls this instead of ``save()``: the value goes through
+        :meth:`KeyVal.set <django_keyval.models.KeyVal.set>` (when the pair is
+        new or its JSON changed), with the expiry entered, so it is stored as
+        the API would store it; a change of expiry alone only updates the
+        expiry. Call it once ``is_valid()`` has returned ``True``.
+        """
         instance = self.instance
         adding = instance._state.adding
         store, key = instance.store, instance.key

@@ -1,8 +1,9 @@
-"""The API reference (docs/api.rst) names every public method and exception.
+"""The API reference (docs/api.rst) names every public method, exception and export.
 
 The reference lists methods one by one (``.. automethod::``) so that the page
-can group them; these tests catch a method or an exception added to the code
-but not to the page, and an entry left on the page after its method went.
+can group them; these tests catch a method, an exception or a name of a
+module's ``__all__`` added to the code but not to the page, and an entry left
+on the page after its method went.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ import importlib
 import inspect
 import pkgutil
 import re
+from contextlib import suppress
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 from django.test import SimpleTestCase
 
@@ -34,6 +38,10 @@ _EXCEPTION_DIRECTIVE = re.compile(
 _KEYVAL_CLASS = re.compile(
     r"^\.\. autoclass:: django_keyval\.models\.KeyVal\s*$(?P<body>.*?)(?=^\S)",
     re.MULTILINE | re.DOTALL,
+)
+# Any autodoc directive that names its object in full, at any indentation.
+_DOTTED_DIRECTIVE = re.compile(
+    r"^\s*\.\. auto\w+::\s+(?P<path>django_keyval(?:\.\w+)+)\s*$", re.MULTILINE
 )
 
 
@@ -63,6 +71,63 @@ def public_exceptions() -> set[str]:
             ):
                 found.add(f"{module_name}.{name}")
     return found
+
+
+def package_modules() -> list[ModuleType]:
+    """The package and every module in it, imported."""
+    modules = pkgutil.walk_packages(django_keyval.__path__, prefix="django_keyval.")
+    names = [django_keyval.__name__, *(info.name for info in modules)]
+    return [importlib.import_module(name) for name in names]
+
+
+def exported_names() -> dict[str, Any]:
+    """``{"module.name": object}`` for every name in the ``__all__`` of a module of the package."""
+    return {
+        f"{module.__name__}.{name}": getattr(module, name)
+        for module in package_modules()
+        for name in getattr(module, "__all__", ())
+    }
+
+
+def resolve(path: str) -> Any:
+    """Return the object a dotted path names (a module, or an attribute of one)."""
+    parts = path.split(".")
+    for split in range(len(parts), 0, -1):
+        try:
+            found: Any = importlib.import_module(".".join(parts[:split]))
+        except ImportError:
+            continue
+        for attribute in parts[split:]:
+            found = getattr(found, attribute)
+        return found
+    raise ImportError(path)
+
+
+def documented_paths(page: str) -> set[str]:
+    """Dotted paths of the objects ``page`` renders with an autodoc directive."""
+    return {m["path"] for m in _DOTTED_DIRECTIVE.finditer(page)}
+
+
+def undocumented_exports(page: str, exports: dict[str, Any]) -> set[str]:
+    """Those of ``exports`` (``{"module.name": object}``) that ``page`` does not render.
+
+    A name re-exported from the module that defines it (``KeyVal`` in
+    ``django_keyval.store`` and ``django_keyval.models``) is documented once,
+    under either path: a class or function counts as documented when the
+    page renders the same object.
+    """
+    paths = documented_paths(page)
+    rendered = set()
+    for path in paths:
+        # A stale entry is reported by test_every_documented_path_exists.
+        with suppress(ImportError, AttributeError):
+            rendered.add(id(resolve(path)))
+    return {
+        path
+        for path, value in exports.items()
+        if path not in paths
+        and not ((inspect.isclass(value) or inspect.isroutine(value)) and id(value) in rendered)
+    }
 
 
 def documented_members(page: str) -> set[str]:
@@ -110,6 +175,35 @@ class ReferenceCoverageTests(SimpleTestCase):
     def test_no_documented_exception_is_stale(self) -> None:
         stale = documented_exceptions(self.page) - public_exceptions()
         self.assertEqual(stale, set())
+
+    def test_every_name_in_a_modules_all_is_documented(self) -> None:
+        missing = undocumented_exports(self.page, exported_names())
+        self.assertEqual(
+            missing,
+            set(),
+            f"add an autodoc entry (autoclass, autofunction, autodata...) to {API_PAGE} for each",
+        )
+
+    def test_the_modules_with_all_are_found(self) -> None:
+        # So that a discovery that found nothing cannot pass the test above.
+        modules = {path.rpartition(".")[0] for path in exported_names()}
+        for module in (
+            "django_keyval.models",
+            "django_keyval.forms",
+            "django_keyval.validation",
+            "django_keyval.serializers",
+            "django_keyval.backends",
+        ):
+            with self.subTest(module=module):
+                self.assertIn(module, modules)
+
+    def test_every_documented_path_exists(self) -> None:
+        for path in sorted(documented_paths(self.page)):
+            with self.subTest(path=path):
+                try:
+                    resolve(path)
+                except (ImportError, AttributeError) as error:
+                    self.fail(f"{API_PAGE} documents {path}, which does not exist: {error}")
 
     def test_every_documented_member_has_a_docstring(self) -> None:
         # autodoc renders an empty entry for a member without one.
@@ -163,3 +257,33 @@ class ParserTests(SimpleTestCase):
 
     def test_a_page_without_the_class_documents_nothing(self) -> None:
         self.assertEqual(documented_members("Nothing here.\n"), set())
+
+    def test_dotted_paths_are_read_at_any_indentation(self) -> None:
+        self.assertEqual(
+            documented_paths(self.page),
+            {
+                "django_keyval.models.KeyVal",
+                "django_keyval.models.KeyVal.aget",
+                "django_keyval.models.KeyVal.set_elsewhere",
+                "django_keyval.exceptions.KeyValError",
+            },
+        )
+
+    def test_an_export_left_out_is_reported(self) -> None:
+        from django_keyval import forms, validation
+
+        exports = {
+            "django_keyval.forms.decoded": forms.decoded,
+            "django_keyval.validation.Timeout": validation.Timeout,
+        }
+        self.assertEqual(undocumented_exports(self.page, exports), set(exports))
+
+    def test_a_reexport_is_documented_under_the_path_of_its_object(self) -> None:
+        # The page renders django_keyval.models.KeyVal, the class store.py defines.
+        exports = {"django_keyval.store.KeyVal": KeyVal}
+        self.assertEqual(undocumented_exports(self.page, exports), set())
+
+    def test_a_name_is_resolved_in_its_module(self) -> None:
+        self.assertIs(resolve("django_keyval.models.KeyVal.aget"), KeyVal.aget)
+        with self.assertRaises(AttributeError):
+            resolve("django_keyval.models.KeyVal.set_elsewhere")
