@@ -9,8 +9,7 @@ API does, so it can be awaited from async views.
 from __future__ import annotations
 
 import datetime
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
-from itertools import islice
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
@@ -20,8 +19,10 @@ from .validation import Timeout
 
 _T = TypeVar("_T")
 
-#: Items fetched per thread hop while iterating asynchronously.
+#: Items fetched per thread hop while iterating asynchronously, at most.
 ASYNC_ITERATION_CHUNK_SIZE = 1000
+#: Bytes of stored values per thread hop, at most (or one value alone).
+ASYNC_ITERATION_CHUNK_BYTES = 8 * 1024 * 1024
 
 
 class AsyncMethods:
@@ -117,23 +118,38 @@ class AsyncMethods:
         result = await sync_to_async(self_or_cls.stores)(using)
         return result
 
-    async def _aiterate(self, iterator_factory: Callable[[], Iterator[_T]]) -> AsyncIterator[_T]:
-        # The sync iterator is created and advanced in Django's sync thread,
-        # a chunk at a time, so it always uses the same database connection.
-        iterator = await sync_to_async(iterator_factory)()
-        take = sync_to_async(lambda: list(islice(iterator, ASYNC_ITERATION_CHUNK_SIZE)))
-        while chunk := await take():
+    async def _aiterate(
+        self: Any, prefix: str, with_values: bool, transform: Callable[[tuple[Any, ...]], _T]
+    ) -> AsyncIterator[_T]:
+        # The rows are fetched and decoded in Django's sync thread, a chunk
+        # (bounded in items and in bytes) at a time, so the same database
+        # connection serves the whole iteration.
+        rows = await sync_to_async(self._page_through)(prefix, with_values)
+
+        def take() -> list[_T]:
+            chunk: list[_T] = []
+            size = 0
+            for row in rows:
+                chunk.append(transform(row))
+                if with_values and row[1] is not None:
+                    size += len(row[1])
+                if len(chunk) >= ASYNC_ITERATION_CHUNK_SIZE or size >= ASYNC_ITERATION_CHUNK_BYTES:
+                    break
+            return chunk
+
+        take_in_thread = sync_to_async(take)
+        while chunk := await take_in_thread():
             for item in chunk:
                 yield item
 
     def akeys(self: Any, prefix: str = "") -> AsyncIterator[str]:
         """Async :meth:`keys`: ``async for key in kv.akeys(): ...``."""
-        return self._aiterate(lambda: self.keys(prefix))
+        return self._aiterate(prefix, False, lambda row: row[0])
 
     def avalues(self: Any, prefix: str = "") -> AsyncIterator[Any]:
         """Async :meth:`values`."""
-        return self._aiterate(lambda: self.values(prefix))
+        return self._aiterate(prefix, True, lambda row: self._decode(*row))
 
     def aitems(self: Any, prefix: str = "") -> AsyncIterator[tuple[str, Any]]:
         """Async :meth:`items`."""
-        return self._aiterate(lambda: self.items(prefix))
+        return self._aiterate(prefix, True, lambda row: (row[0], self._decode(*row)))

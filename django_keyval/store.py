@@ -52,7 +52,7 @@ from .validation import (
     validate_text,
 )
 
-__all__ = ["KeyVal", "decode_value"]
+__all__ = ["KeyVal", "decode_value", "encode_value"]
 
 # Stands for "no value" where None is a value a user may store.
 _MISSING: Any = object()
@@ -65,6 +65,11 @@ _BUILTIN_FORMATS = frozenset({STR_FORMAT, BYTES_FORMAT, PICKLE_FORMAT, "json"})
 
 #: Rows fetched per query while iterating over keys, values or items.
 ITERATION_CHUNK_SIZE = 1000
+#: Values up to this size come with their page of keys; longer ones are
+#: fetched apart, ``ITERATION_CHUNK_BYTES`` at a time (or one alone), so that
+#: iterating holds a bounded number of bytes whatever the size of the values.
+ITERATION_INLINE_BYTES = 8 * 1024
+ITERATION_CHUNK_BYTES = 8 * 1024 * 1024
 
 
 def decode_value(
@@ -98,6 +103,55 @@ def decode_value(
         raise DeserializationError(
             f"cannot decode the value of key {key!r} in store {store!r}: {error}"
         ) from error
+
+
+def encode_value(
+    store: str, key: str, value: Any, serializer: str | None = None
+) -> tuple[Any, Any, str]:
+    """Return ``(bytes or None, int or None, serializer name)``: the row :meth:`KeyVal.set` writes.
+
+    A plain ``int`` in the signed 64-bit range goes in the integer column
+    (``"int"``), a ``str`` as its UTF-8 (``"str"``), plain ``bytes`` as they
+    are (``"bytes"``, unless the serializer is JSON, which refuses them);
+    any other value goes through ``serializer``, given as to
+    ``KeyVal(serializer=...)`` (``None``: ``KEYVAL_SERIALIZER``). The
+    inverse of :func:`decode_value`. Raises
+    :class:`~django_keyval.exceptions.SerializationError` for a value the
+    serializer refuses and :class:`~django_keyval.exceptions.ValueTooLargeError`
+    over ``KEYVAL_MAX_VALUE_SIZE``; ``store`` and ``key`` name the pair in
+    their messages.
+    """
+    value_type = type(value)
+    if value_type is int and INT64_MIN <= value <= INT64_MAX:
+        return None, value, INTEGER_FORMAT
+    data = None
+    if value_type is str:
+        # A lone surrogate cannot be UTF-8: the serializer may still manage.
+        with suppress(UnicodeEncodeError):
+            data, name = value.encode(), STR_FORMAT
+    elif value_type is bytes and not isinstance(
+        get_serializer(serializer or keyval_settings.SERIALIZER), JSONSerializer
+    ):
+        # Raw bytes are safe to store as they are, but a JSON store
+        # promises values JSON can represent, which bytes are not.
+        data, name = value, BYTES_FORMAT
+    if data is None:
+        chosen = get_serializer(serializer or keyval_settings.SERIALIZER)
+        name = chosen.name
+        try:
+            data = chosen.dumps(value)
+        except Exception as error:
+            raise SerializationError(
+                f"cannot store the value for key {key!r} in store {store!r} with the "
+                f"{name} serializer: {type(error).__name__}: {error}"
+            ) from error
+    limit = keyval_settings.MAX_VALUE_SIZE
+    if len(data) > limit:
+        raise ValueTooLargeError(
+            f"the value for key {key!r} in store {store!r} is {len(data)} bytes "
+            f"when serialized; the limit (KEYVAL_MAX_VALUE_SIZE) is {limit} bytes"
+        )
+    return data, None, name
 
 
 class KeyVal(AsyncMethods):
@@ -197,35 +251,7 @@ class KeyVal(AsyncMethods):
 
     def _encode(self, key: str, value: Any) -> tuple[Any, Any, str]:
         """Return ``(bytes or None, int or None, serializer name)`` for ``value``."""
-        value_type = type(value)
-        if value_type is int and INT64_MIN <= value <= INT64_MAX:
-            return None, value, INTEGER_FORMAT
-        data = None
-        if value_type is str:
-            # A lone surrogate cannot be UTF-8: the serializer may still manage.
-            with suppress(UnicodeEncodeError):
-                data, name = value.encode(), STR_FORMAT
-        elif value_type is bytes and not isinstance(self._serializer(), JSONSerializer):
-            # Raw bytes are safe to store as they are, but a JSON store
-            # promises values JSON can represent, which bytes are not.
-            data, name = value, BYTES_FORMAT
-        if data is None:
-            serializer = self._serializer()
-            name = serializer.name
-            try:
-                data = serializer.dumps(value)
-            except Exception as error:
-                raise SerializationError(
-                    f"cannot store the value for key {key!r} in store {self._name!r} with the "
-                    f"{name} serializer: {type(error).__name__}: {error}"
-                ) from error
-        limit = keyval_settings.MAX_VALUE_SIZE
-        if len(data) > limit:
-            raise ValueTooLargeError(
-                f"the value for key {key!r} in store {self._name!r} is {len(data)} bytes "
-                f"when serialized; the limit (KEYVAL_MAX_VALUE_SIZE) is {limit} bytes"
-            )
-        return data, None, name
+        return encode_value(self._name, key, value, self._serializer_spec)
 
     def _decode(self, key: str, data: Any, integer: Any, serializer_name: str) -> Any:
         if serializer_name == INTEGER_FORMAT:
@@ -522,6 +548,7 @@ class KeyVal(AsyncMethods):
     # -- listing ---------------------------------------------------------------------
 
     def _page_through(self, prefix: str, with_values: bool) -> Iterator[tuple[Any, ...]]:
+        """Iterate over ``(key,)`` or ``(key, value, integer, serializer)`` rows, in key order."""
         validate_text(prefix, "prefix", MAX_KEY_LENGTH)
         connection, operations = self._database(write=False)
         now = _now(connection)
@@ -539,19 +566,61 @@ class KeyVal(AsyncMethods):
                     now,
                     with_values,
                     ITERATION_CHUNK_SIZE,
+                    ITERATION_INLINE_BYTES,
                 )
-                yield from page
+                if with_values:
+                    yield from self._fill_long_values(connection, operations, page, now)
+                else:
+                    yield from page
                 if len(page) < ITERATION_CHUNK_SIZE:
                     return
                 low, inclusive = page[-1][0], False
 
         return rows()
 
+    def _fill_long_values(
+        self,
+        connection: BaseDatabaseWrapper,
+        operations: BaseOperations,
+        page: list[tuple[Any, ...]],
+        now: Any,
+    ) -> Iterator[tuple[Any, ...]]:
+        """Yield the rows of ``page`` in order, fetching the values it left out.
+
+        Those are fetched a few at a time, at most ``ITERATION_CHUNK_BYTES``
+        together (or one alone); a pair deleted meanwhile is skipped.
+        """
+        start = 0
+        while start < len(page):
+            keys: list[str] = []
+            size = 0
+            end = start
+            while end < len(page):
+                key, data, _, _, length = page[end]
+                if data is None and length is not None:
+                    if keys and size + length > ITERATION_CHUNK_BYTES:
+                        break
+                    keys.append(key)
+                    size += length
+                end += 1
+            fetched = {}
+            if keys:
+                rows = operations.get_many(connection, self._name, keys, now)
+                fetched = {row[0]: row for row in rows}
+            for row in page[start:end]:
+                if row[1] is None and row[4] is not None:
+                    if row[0] in fetched:
+                        yield fetched[row[0]]
+                else:
+                    yield row[:4]
+            start = end
+
     def keys(self, prefix: str = "") -> Iterator[str]:
         """Iterate over the keys (starting with ``prefix``) in code point order.
 
-        Rows are fetched 1000 at a time, so memory stays flat however large
-        the store. ``%`` and ``_`` in ``prefix`` are plain characters.
+        Rows are fetched 1000 at a time, and long values apart at most 8 MiB
+        at a time, so memory stays flat however large the store.
+        ``%`` and ``_`` in ``prefix`` are plain characters.
         """
         return (row[0] for row in self._page_through(prefix, with_values=False))
 

@@ -508,6 +508,33 @@ class BulkAndListingTests(TestCase):
         finally:
             store.ITERATION_CHUNK_SIZE = original
 
+    def test_iteration_fetches_long_values_apart_in_bounded_batches(self) -> None:
+        from django_keyval import store
+
+        # Values over ITERATION_INLINE_BYTES stay out of the page of keys and
+        # come ITERATION_CHUNK_BYTES at a time, so no query returns them all.
+        long = {f"k{i}": bytes([i]) * 20_000 for i in range(5)}
+        mapping = {"a": 1, **long, "k2-short": "s", "z": [2]}
+        self.kv.set_many(mapping)
+        original = store.ITERATION_CHUNK_BYTES
+        store.ITERATION_CHUNK_BYTES = 45_000
+        try:
+            # The page, then the long values two (40 KB), two and one at a time.
+            with self.assertNumQueries(4):
+                self.assertEqual(list(self.kv.items()), sorted(mapping.items()))
+            with self.assertNumQueries(4):
+                self.assertEqual(
+                    list(self.kv.values("k")),
+                    [long["k0"], long["k1"], long["k2"], "s", long["k3"], long["k4"]],
+                )
+            # A long value deleted between the page and its fetch is skipped.
+            items = self.kv.items()
+            self.assertEqual(next(items), ("a", 1))
+            self.kv.delete("k3")
+            self.assertEqual([key for key, _ in items], ["k0", "k1", "k2", "k2-short", "k4", "z"])
+        finally:
+            store.ITERATION_CHUNK_BYTES = original
+
     def test_iteration_is_lazy(self) -> None:
         self.kv.set_many({"a": 1, "b": 2})
         with self.assertNumQueries(0):
@@ -683,6 +710,10 @@ class AsyncTests(TestCase):
         self.assertEqual([key async for key in kv.akeys("m")], ["m1", "m2"])
         self.assertEqual([value async for value in kv.avalues("m")], [1, 2])
         self.assertEqual([item async for item in kv.aitems("m")], [("m1", 1), ("m2", 2)])
+        long = {f"long{i}": bytes([i]) * 20_000 for i in range(3)}
+        await kv.aset_many(long)
+        self.assertEqual([item async for item in kv.aitems("long")], sorted(long.items()))
+        self.assertEqual(await kv.adelete_many(list(long)), 3)
         self.assertEqual(await kv.adelete_many(["m1", "m2"]), 2)
         self.assertEqual(await KeyVal.astores(), ["tests.async"])
         self.assertEqual(await kv.apop("k"), {"v": 1})

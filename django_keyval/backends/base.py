@@ -377,21 +377,32 @@ class BaseOperations:
         now: Any,
         with_values: bool,
         size: int,
-    ) -> list[Row]:
+        inline_bytes: int = 0,
+    ) -> list[tuple[Any, ...]]:
         """Return up to ``size`` live rows with ``low <(=) key < high``, in key order.
 
         Keys sort by code point on every database (see
         :class:`~django_keyval.models.BinaryCollationCharField`), so a prefix is
         a key range and paging goes on from the last key seen.
+
+        Rows are ``(key,)``, or with values ``(key, value, integer, serializer,
+        length of value)`` where a value longer than ``inline_bytes`` is left
+        out (``None``), so that a page's size stays bounded.
         """
         columns = self.key
+        params: list[Any] = []
         if with_values:
-            columns += f", {self.value}, {self.integer}, {self.format}"
+            v = self.value
+            columns += (
+                f", CASE WHEN LENGTH({v}) > %s THEN NULL ELSE {v} END, {self.integer}, "
+                f"{self.format}, LENGTH({v})"
+            )
+            params.append(inline_bytes)
         sql = (
             f"SELECT {columns} FROM {self.table} WHERE {self.store} = %s "
             f"AND {self.key} {'>=' if inclusive else '>'} %s"
         )
-        params: list[Any] = [store, low]
+        params += [store, low]
         if high is not None:
             sql += f" AND {self.key} < %s"
             params.append(high)
