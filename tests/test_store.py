@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import datetime
 import decimal
+import math
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db import connections, transaction
+from django.db import connection, connections, transaction
 from django.test import TestCase, TransactionTestCase, override_settings
 from django.utils import timezone
 
@@ -614,6 +615,20 @@ class QueryCountTests(TestCase):
             self.assertEqual(len(self.kv.get_many(list(mapping))), 100)
         with self.assertNumQueries(3):
             self.assertEqual(self.kv.delete_many(list(mapping)), 100)
+
+    def test_bulk_statements_grow_only_by_batch(self) -> None:
+        # A statement per batch of up to 1000 keys, fewer if the database's
+        # parameter limit demands (set_many sends 7 parameters a row).
+        limit = getattr(connection.features, "max_query_params", None) or 10000
+        rows_per_insert = min(1000, (limit - 1) // 7)
+        keys_per_select = min(1000, limit - 2)
+        mapping = {f"k{i:04}": i for i in range(2500)}
+        with self.assertNumQueries(2 + math.ceil(2500 / rows_per_insert)):
+            self.kv.set_many(mapping)
+        with self.assertNumQueries(math.ceil(2500 / keys_per_select)):
+            self.assertEqual(self.kv.get_many(list(mapping)), mapping)
+        with self.assertNumQueries(2 + math.ceil(2500 / keys_per_select)):
+            self.assertEqual(self.kv.delete_many(list(mapping)), 2500)
 
     def test_invalid_input_costs_no_query(self) -> None:
         with self.assertNumQueries(0):
