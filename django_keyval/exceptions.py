@@ -26,11 +26,11 @@ class StoreDisconnectedError(KeyValError, NameError):
 
 
 class ArgumentTypeError(KeyValError, TypeError):
-    """Raised when a key, store name, timeout or delta has the wrong type."""
+    """Raised when an argument (a key, name, timeout, delta, alias...) has the wrong type."""
 
 
 class InvalidKeyError(KeyValError, ValueError):
-    """Raised when a key or store name is empty, too long or has a character no database stores."""
+    """Raised for a key, store name or database alias that cannot be used (too long, unknown...)."""
 
 
 class InvalidTimeoutError(KeyValError, ValueError):

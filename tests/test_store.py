@@ -596,7 +596,9 @@ class QueryCountTests(TestCase):
             "touch": lambda: self.kv.touch("k", 5),
             "expires_at": lambda: self.kv.expires_at("k"),
             "pop": lambda: self.kv.pop("new"),
+            "pop miss": lambda: self.kv.pop_default("new", None),
             "delete": lambda: self.kv.delete("k"),
+            "delete miss": lambda: self.kv.delete("k", ignore_keyerror=True),
             "count": lambda: len(self.kv),
             "flush": lambda: self.kv.flush(),
             "flush_all": lambda: KeyVal.flush_all(),
@@ -656,6 +658,16 @@ class TransactionTests(TransactionTestCase):
             raise RuntimeError
         self.assertEqual(kv.get("kept"), 1)
         self.assertEqual(list(kv.keys()), ["kept"])
+        kv.set_many({"b": 2, "c": 3})
+        with self.assertRaises(RuntimeError), transaction.atomic():
+            kv.delete("kept")
+            kv.add("added", 1)
+            kv.delete_many(["b"])
+            kv.touch("c", 60)
+            kv.flush()
+            raise RuntimeError
+        self.assertEqual(dict(kv.items()), {"b": 2, "c": 3, "kept": 1})
+        self.assertIsNone(kv.expires_at("c"))
 
     def test_set_many_is_all_or_nothing(self) -> None:
         kv = KeyVal("tests.tx")
@@ -693,6 +705,14 @@ class DatabaseChoiceTests(TestCase):
             def db_for_write(self, model: Any, **hints: Any) -> str:
                 return "other"
 
+        class SplitRouter:
+            # Reads from "other", as from a replica; writes to "default".
+            def db_for_read(self, model: Any, **hints: Any) -> str:
+                return "other"
+
+            def db_for_write(self, model: Any, **hints: Any) -> str:
+                return "default"
+
         from django.db import router
 
         original = router.routers
@@ -705,6 +725,20 @@ class DatabaseChoiceTests(TestCase):
             router.routers = original
         self.assertTrue(KeyValPair.objects.using("other").filter(store="tests.routed").exists())
         self.assertFalse(KeyValPair.objects.using("default").filter(store="tests.routed").exists())
+
+        router.routers = [SplitRouter()]
+        try:
+            kv = KeyVal("tests.split")
+            self.assertTrue(kv.set("k", "written"))
+            # The write went to "default"; reads look in "other", where it is not.
+            self.assertIsNone(kv.get_default("k"))
+            self.assertFalse(kv.exists("k"))
+            KeyVal("tests.split", using="other").set("k", "replica")
+            self.assertEqual(kv.get("k"), "replica")
+            self.assertEqual(kv.pop("k"), "written")  # pop writes: "default"
+        finally:
+            router.routers = original
+        self.assertEqual(KeyVal("tests.split", using="other").get("k"), "replica")
 
 
 class AsyncTests(TestCase):
