@@ -12,12 +12,15 @@ from typing import TYPE_CHECKING, Any
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.db import router, transaction
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Value
+from django.db.models.functions import Lower
+from django.db.models.lookups import Contains
 from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import formats, timezone
 from django.utils.html import format_html
+from django.utils.text import smart_split, unescape_string_literal
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
@@ -101,6 +104,26 @@ class KeyValPairAdmin(_PairAdmin):
     flush_selected_confirmation_template = (
         "admin/django_keyval/keyvalpair/flush_selected_confirmation.html"
     )
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[KeyValPair], search_term: str
+    ) -> tuple[QuerySet[KeyValPair], bool]:
+        """Find pairs whose key or store contains each word of the search, in any case.
+
+        Keys and stores use a binary collation (``"Key"`` and ``"key"`` are
+        two keys), under which MariaDB's ``LIKE``, and so ``icontains``,
+        would tell case. Both sides are lowercased by the database instead,
+        so the search ignores case alike everywhere. Quoted words are kept
+        whole, as in Django's own admin search.
+        """
+        for word in smart_split(search_term):
+            if word[0] in "\"'" and word[-1] == word[0] and len(word) > 1:
+                word = unescape_string_literal(word)
+            needle = Lower(Value(word))
+            queryset = queryset.filter(
+                Q(Contains(Lower("key"), needle)) | Q(Contains(Lower("store"), needle))
+            )
+        return queryset, False
 
     # -- columns and read-only fields ------------------------------------------
 

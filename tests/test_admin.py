@@ -193,6 +193,24 @@ class ChangeListTests(AdminTestCase):
             self.result_keys(response), [("greetings.archive", "old"), ("users", "greeting")]
         )
 
+    def test_search_ignores_case_and_takes_each_word(self) -> None:
+        # Keys tell case (a binary collation), which must not make the search do so.
+        KeyVal("users").set("Greeting", 1)
+        KeyVal("Users").set("farewell_100%", 2)
+        KeyVal("other").set("greeting two", 3)
+        for term, expected in (
+            ("GREET", [("other", "greeting two"), ("users", "Greeting")]),
+            ("greet users", [("users", "Greeting")]),
+            ('"greeting two"', [("other", "greeting two")]),
+            ("USERS 100%", [("Users", "farewell_100%")]),
+            ("_1", [("Users", "farewell_100%")]),
+            ("%", [("Users", "farewell_100%")]),
+            ("nothing", []),
+        ):
+            with self.subTest(term=term):
+                response = self.client.get(CHANGELIST, {"q": term})
+                self.assertEqual(self.result_keys(response), expected)
+
     def test_paginated(self) -> None:
         KeyVal("s").set_many({f"k{number:03}": number for number in range(105)})
         response = self.client.get(CHANGELIST)
