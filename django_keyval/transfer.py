@@ -2,23 +2,36 @@
 
 Each line is one JSON object describing one live pair::
 
-    {"store": "app", "key": "greeting", "value": {"text": "hi"}, "expires_at": null}
-    {"store": "app", "key": "t", "pickle": "gASV...", "expires_at": "2030-01-01T00:00:00+00:00"}
+    {"store": "app", "key": "greeting", "value": "hi", "expires_at": null}
+    {"store": "app", "key": "n", "value": [1], "serializer": "json", "expires_at": null}
+    {"store": "app", "key": "t", "pickle": "aXo...", "serializer": "pickle",
+     "expires_at": "2030-01-01T00:00:00+00:00"}
+
+(one line each; the last is wrapped here).
 
 ``value`` holds a value that JSON represents exactly: ``None``, ``bool``,
 ``int``, finite ``float``, ``str``, and lists and dicts (with ``str`` keys) of
 those, of exactly these types (no subclasses, tuples or sets). Any other value
-goes as ``pickle``: the base64 of the signed pickle (the 32-byte HMAC-SHA256
-of ``SECRET_KEY`` followed by the pickle), exactly as the store keeps it;
-except a plain ``bytes`` value, which goes as ``bytes``, the base64 of the
-bytes themselves.
+(``bytes`` included) goes as ``pickle``: the base64 of the signed pickle (the
+32-byte HMAC-SHA256 of ``SECRET_KEY`` followed by the pickle), for a pair
+stored with pickle exactly as the store keeps it.
+
+``serializer`` names the format the pair was stored in, so that an import
+stores it the same way: ``"pickle"``, ``"json"``, the ``name`` of a custom
+serializer, or ``"bytes"`` for a plain ``bytes`` value. It is left out for
+a plain ``int`` or ``str`` stored natively, which the value alone
+describes. An import stores a ``value`` without ``serializer`` as
+:meth:`KeyVal.set` would (with ``KEYVAL_SERIALIZER``), and a ``pickle``
+without ``serializer`` as a pickle.
 ``expires_at`` is an ISO 8601 time with its UTC offset, or ``null`` for a pair
 that never expires.
 
 An import checks every pickle's signature against ``SECRET_KEY`` and
-``SECRET_KEY_FALLBACKS`` without unpickling it, so moving pairs between two
-projects needs the exporting project's key among the importing project's
-``SECRET_KEY_FALLBACKS`` (or the same ``SECRET_KEY``).
+``SECRET_KEY_FALLBACKS``; a pair stored with pickle is written back byte for
+byte without being unpickled, and only a pickle whose signature matches is
+ever unpickled (to store it with its own serializer). So moving pairs
+between two projects needs the exporting project's key among the importing
+project's ``SECRET_KEY_FALLBACKS`` (or the same ``SECRET_KEY``).
 """
 
 from __future__ import annotations
@@ -42,22 +55,32 @@ from .models import KeyValPair
 from .serializers import (
     _SIGNATURE_SIZE,
     INTEGER_FORMAT,
+    NATIVE_FORMATS,
+    STR_FORMAT,
     PickleSerializer,
     _signature,
     get_serializer,
 )
-from .store import KeyVal, decode_value
+from .store import KeyVal, decode_value, encode_value
 from .validation import validate_key
 
-__all__ = ["ImportResult", "TransferError", "export_lines", "import_lines"]
+__all__ = [
+    "ImportResult",
+    "TransferError",
+    "export_lines",
+    "import_lines",
+]
 
 #: Rows read per query while exporting, so memory stays flat.
 EXPORT_PAGE_SIZE = 1000
 #: Pairs written per batch of statements while importing.
 IMPORT_CHUNK_SIZE = 1000
 
-_FIELDS = {"store", "key", "value", "pickle", "bytes", "expires_at"}
-_VALUE_FIELDS = ("value", "pickle", "bytes")
+_FIELDS = {"store", "key", "value", "pickle", "serializer", "expires_at"}
+_VALUE_FIELDS = ("value", "pickle")
+#: Formats the value of a line describes alone, so it carries no "serializer".
+_IMPLIED_FORMATS = frozenset({INTEGER_FORMAT, STR_FORMAT})
+_PICKLE_FORMAT = PickleSerializer.name
 
 #: Called with the number of pairs handled so far, every ``EXPORT_PAGE_SIZE``
 #: or ``IMPORT_CHUNK_SIZE`` pairs.
@@ -66,6 +89,22 @@ Progress = Callable[[int], None]
 
 class TransferError(KeyValError, ValueError):
     """Raised when a pair cannot be exported or a line cannot be imported; names which."""
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _parse_json(text: str | bytes) -> Any:
+    """Parse strict JSON: ``NaN`` and ``Infinity``, which JSON proper lacks, are refused.
+
+    Raises ``ValueError`` naming the problem, also for text nested too deeply
+    to parse (where ``json.loads`` raises ``RecursionError``).
+    """
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValueError("it is nested too deeply") from None
 
 
 def _is_exact_json(value: Any) -> bool:
@@ -110,20 +149,23 @@ def _parse_expiry(text: Any) -> datetime.datetime | None:
 def _record(
     store: str, key: str, data: Any, integer: Any, serializer_name: str, candidates: list[Any]
 ) -> dict[str, Any]:
-    """Return the ``value``, ``bytes`` or ``pickle`` part of the line of one row."""
+    """Return the ``value`` or ``pickle`` part of the line of one row, and its ``serializer``."""
     if serializer_name == INTEGER_FORMAT:
         return {"value": int(integer)}
     # Signature-checked: a tampered pickle raises BadSignatureError, unread.
     value = decode_value(store, key, serializer_name, data, integer, *candidates)
-    if _is_exact_json(value):
-        return {"value": value}
-    if type(value) is bytes:
-        return {"bytes": base64.b64encode(value).decode("ascii")}
-    if serializer_name == PickleSerializer.name:
-        signed = bytes(data)  # as stored: no need to pickle it again
+    try:
+        exact = _is_exact_json(value)
+    except RecursionError:
+        exact = False  # too deep to check (or to write as JSON): sent as a pickle
+    record: dict[str, Any]
+    if exact:
+        record = {"value": value}
+    elif serializer_name == _PICKLE_FORMAT:
+        record = {"pickle": base64.b64encode(bytes(data)).decode("ascii")}  # as stored
     else:
-        # Written by another serializer (a custom one) in a form JSON cannot
-        # carry: carry it as a signed pickle instead.
+        # bytes, or a value of a custom serializer, that JSON cannot carry:
+        # carry it as a signed pickle, and its format beside it.
         try:
             signed = PickleSerializer().dumps(value)
         except Exception as error:
@@ -131,7 +173,10 @@ def _record(
                 f"cannot export key {key!r} of store {store!r}: its value is neither JSON "
                 f"nor picklable ({type(error).__name__}: {error})"
             ) from error
-    return {"pickle": base64.b64encode(signed).decode("ascii")}
+        record = {"pickle": base64.b64encode(signed).decode("ascii")}
+    if serializer_name not in _IMPLIED_FORMATS:
+        record["serializer"] = serializer_name
+    return record
 
 
 def export_lines(
@@ -211,7 +256,7 @@ class _LineReader:
     def parse(self, text: str) -> tuple[str, str, Any, Any, str, datetime.datetime | None]:
         """Return ``(store, key, bytes, integer, serializer name, expiry)`` of one line."""
         try:
-            record = json.loads(text)
+            record = _parse_json(text)
         except ValueError as error:
             raise ValueError(f"not valid JSON: {error}") from None
         if not isinstance(record, dict):
@@ -223,22 +268,57 @@ class _LineReader:
             if field not in record:
                 raise ValueError(f'the field "{field}" is missing')
         if sum(field in record for field in _VALUE_FIELDS) != 1:
-            raise ValueError('a line has exactly one of the fields "value", "pickle" and "bytes"')
+            raise ValueError('a line has exactly one of the fields "value" and "pickle"')
         store = self.store(record["store"])
         key = record["key"]
         if not isinstance(key, str):
             raise ValueError(f'"key" must be a string, not {type(key).__name__}')
         validate_key(key)
         expires_at = _parse_expiry(record["expires_at"])
-        if "value" in record or "bytes" in record:
-            value = record.get("value") if "value" in record else None
-            if "bytes" in record:
-                value = self.base64(record["bytes"], "bytes")
-            # Stored as KeyVal.set() would store it (checks its size too).
-            data, integer, serializer_name = store._encode(key, value)
-            return store.name, key, data, integer, serializer_name, expires_at
-        data = self.pickle(store.name, key, record["pickle"])
-        return store.name, key, data, None, PickleSerializer.name, expires_at
+        wanted = record.get("serializer")
+        if wanted is not None and not isinstance(wanted, str):
+            raise ValueError(f'"serializer" must be a string, not {type(wanted).__name__}')
+        if "pickle" in record:
+            data = self.pickle(store.name, key, record["pickle"])
+            if wanted in (None, _PICKLE_FORMAT):
+                # Stored as it was, byte for byte, and never unpickled here.
+                return store.name, key, data, None, _PICKLE_FORMAT, expires_at
+            # Signed with one of our keys, so as safe to unpickle as a stored pickle.
+            try:
+                value = PickleSerializer().loads(data)
+            except Exception as error:
+                raise ValueError(
+                    f"cannot unpickle the value of key {key!r} in store {store.name!r}: "
+                    f"{type(error).__name__}: {error}"
+                ) from None
+        else:
+            value = record["value"]
+        data, integer, stored_as = encode_value(
+            store.name, key, value, None if wanted is None else self.serializer_spec(wanted)
+        )
+        if wanted is not None and stored_as != wanted:
+            raise ValueError(
+                f'"serializer" is {wanted!r}, but the value of key {key!r} in store '
+                f"{store.name!r} would be stored as {stored_as!r}"
+            )
+        return store.name, key, data, integer, stored_as, expires_at
+
+    @staticmethod
+    def serializer_spec(name: str) -> str | None:
+        """Return what stores a value in the format ``name``, as KeyVal(serializer=...) takes it."""
+        if name in NATIVE_FORMATS:
+            # The value's type alone picks a native format, with any serializer
+            # but JSON (which refuses bytes); parse() checks it picked this one.
+            return _PICKLE_FORMAT
+        if name in ("pickle", "json"):
+            return name
+        configured = get_serializer(keyval_settings.SERIALIZER)
+        if configured.name != name:
+            raise ValueError(
+                f'"serializer" is {name!r}, which is not the built-in pickle or json, '
+                f"nor the name of the KEYVAL_SERIALIZER ({configured.name!r})"
+            )
+        return None  # KEYVAL_SERIALIZER
 
     @staticmethod
     def base64(text: Any, field: str) -> bytes:
@@ -266,19 +346,22 @@ class _LineReader:
 
 
 def import_lines(
-    lines: Iterable[str], using: str | None = None, progress: Progress | None = None
+    lines: Iterable[str | bytes], using: str | None = None, progress: Progress | None = None
 ) -> ImportResult:
     """Store the pairs of an export, all or none, in one transaction.
 
-    Each line is checked (JSON, fields, types, names, sizes, the signature of
-    a pickle, which is never unpickled) before its pair is written; the first
+    ``lines`` are ``str``, or ``bytes`` in UTF-8 (as read from a binary
+    file). Each line is checked (encoding, JSON, fields, types, names,
+    sizes, the signature of a pickle) before its pair is written; the first
     bad line raises :class:`TransferError` naming its line number, and the
     transaction rolls back, leaving the database as it was. Blank lines are
     ignored. Pairs already in the database with the same store and key are
     overwritten; others stay. Expiry times are restored as they were; a pair
     whose expiry has already passed is skipped and counted in ``expired``.
-    Values in ``value`` are stored as :meth:`KeyVal.set` would store them
-    (with ``KEYVAL_SERIALIZER``); pickles are stored byte for byte.
+    Each pair is stored in the format its ``serializer`` names; a ``value``
+    without one as :meth:`KeyVal.set` would store it (with
+    ``KEYVAL_SERIALIZER``), a ``pickle`` without one, or with ``"pickle"``,
+    byte for byte and without unpickling it.
     """
     alias = using or router.db_for_write(KeyValPair)
     if alias not in connections.settings:
@@ -299,7 +382,13 @@ def import_lines(
         pending.clear()
 
     with transaction.atomic(using=alias):
-        for number, text in enumerate(lines, start=1):
+        for number, line in enumerate(lines, start=1):
+            try:
+                text = line.decode() if isinstance(line, bytes) else line
+            except UnicodeDecodeError as error:
+                raise TransferError(
+                    f"line {number}: not UTF-8 text ({error}); nothing was imported"
+                ) from None
             if not text.strip():
                 continue
             try:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection, connections
@@ -27,7 +28,7 @@ from django.utils import timezone
 
 from django_keyval import transfer
 from django_keyval.models import KeyVal, KeyValPair
-from django_keyval.serializers import PickleSerializer
+from django_keyval.serializers import PickleSerializer, _signature
 from tests.helpers import CreatesFile
 
 REPO = Path(__file__).resolve().parent.parent
@@ -520,33 +521,133 @@ class ExportImportTests(TempDirMixin, TestCase):
             for key, value in mapping.items():
                 with self.subTest(store=store, key=key):
                     self.assertEqual(typed(kv.get(key)), typed(value))
-        after = rows()
-        # Store, key, serializer, integer and expiry to the microsecond; pickles byte for byte.
-        self.assertEqual(
-            [(s, k, f, i, e) for s, k, f, _, i, e in after],
-            [(s, k, f, i, e) for s, k, f, _, i, e in before],
-        )
-        self.assertEqual(
-            {(s, k): d for s, k, f, d, _, _ in after if f == "pickle"},
-            {(s, k): d for s, k, f, d, _, _ in before if f == "pickle"},
-        )
+        # Store, key, serializer, bytes, integer and expiry to the microsecond.
+        self.assertEqual(rows(), before)
         self.assertEqual(run("-c", "export"), first_export)
+
+    def test_roundtrip_keeps_each_pairs_serializer(self) -> None:
+        values = {
+            "dict": {"a": [1, 2.5, None, True]},
+            "list": ["x", -0.0],
+            "bool": False,
+            "none": None,
+            "float": 1e300,
+            "big int": 2**70,
+            "int": 7,
+            "str": "text",
+        }
+        stores = {
+            "json": KeyVal("j", serializer="json"),
+            "pickle": KeyVal("p", serializer="pickle"),
+            "custom": KeyVal("c", serializer="tests.helpers.ReversedJSONSerializer"),
+        }
+        for kv in stores.values():
+            kv.set_many(values)
+        stores["pickle"].set("tuple", (1, "a"))
+        stores["custom"].set("tuple", (1, "a"))
+        stores["pickle"].set("bytes", b"\x00\xff")
+        before = rows()
+        self.assertEqual(
+            {(store, fmt) for store, _, fmt, *_ in before},
+            {
+                *((store, fmt) for store in "jpc" for fmt in ("int", "str")),
+                ("j", "json"),
+                ("p", "pickle"),
+                ("p", "bytes"),
+                ("c", "reversed-json"),
+            },
+        )
+        # The custom serializer is found by its name in KEYVAL_SERIALIZER, to
+        # read its rows on export and to write them on import.
+        with override_settings(KEYVAL_SERIALIZER="tests.helpers.ReversedJSONSerializer"):
+            export = run("-c", "export")
+            lines = [json.loads(line) for line in export.splitlines()]
+            self.assertEqual(
+                {(line["store"], line["key"]): line.get("serializer") for line in lines},
+                {(store, key): fmt for store, key, fmt, *_ in before}
+                | {(store, key): None for store, key, fmt, *_ in before if fmt in ("int", "str")},
+            )
+            run("-c", "flush_all", "--noinput")
+            run("-c", "import", stdin=StringIO(export))
+        self.assertEqual(rows(), before)
+        self.assertEqual(typed(stores["custom"].get("tuple")), typed((1, "a")))
+        self.assertEqual(typed(stores["json"].get("dict")), typed(values["dict"]))
+
+        # Whatever KEYVAL_SERIALIZER the importing project has.
+        for setting in ["json", "pickle"]:
+            run("-c", "flush", "-n", "j", "--noinput")
+            run("-c", "flush", "-n", "p", "--noinput")
+            kept = "\n".join(line for line in export.splitlines() if '"store": "c"' not in line)
+            with self.subTest(setting), override_settings(KEYVAL_SERIALIZER=setting):
+                run("-c", "import", stdin=StringIO(kept))
+                self.assertEqual(rows(), before)
+
+    def test_import_without_the_custom_serializer_changes_nothing(self) -> None:
+        KeyVal("c", serializer="tests.helpers.ReversedJSONSerializer").set("k", [1])
+        with override_settings(KEYVAL_SERIALIZER="tests.helpers.ReversedJSONSerializer"):
+            export = run("-c", "export")
+        KeyVal("c").set("k", "other")
+        before = rows()
+        with self.assertRaisesMessage(
+            CommandError,
+            "line 1: \"serializer\" is 'reversed-json', which is not the built-in pickle or "
+            "json, nor the name of the KEYVAL_SERIALIZER ('pickle')",
+        ):
+            run("-c", "import", stdin=StringIO(export))
+        self.assertEqual(rows(), before)
+
+    def test_roundtrip_of_a_value_too_deep_for_json(self) -> None:
+        cycle: list[Any] = []
+        cycle.append(cycle)
+        KeyVal("s").set("cycle", cycle)
+        before = rows()
+        [line] = self.export()
+        self.assertEqual(set(line), {"store", "key", "pickle", "serializer", "expires_at"})
+        run("-c", "flush_all", "--noinput")
+        run("-c", "import", stdin=StringIO(json.dumps(line)))
+        self.assertEqual(rows(), before)
+        restored = KeyVal("s").get("cycle")
+        self.assertIs(restored[0], restored)
 
     def test_export_format(self) -> None:
         KeyVal("s").set("list", [1, {"a": None}])
         KeyVal("s").set("set", {1}, timeout=60)
         KeyVal("s").set("int", 3)
         KeyVal("t").set("bytes", b"\x00\xffraw")
+        KeyVal("t").set("str", "text")
+        KeyVal("u", serializer="json").set("list", [2])
         lines = self.export()
-        self.assertEqual(
-            lines[3],
-            {"store": "t", "key": "bytes", "bytes": "AP9yYXc=", "expires_at": None},
-        )
         self.assertEqual(lines[0], {"store": "s", "key": "int", "value": 3, "expires_at": None})
         self.assertEqual(
-            lines[1], {"store": "s", "key": "list", "value": [1, {"a": None}], "expires_at": None}
+            lines[1],
+            {
+                "store": "s",
+                "key": "list",
+                "value": [1, {"a": None}],
+                "serializer": "pickle",
+                "expires_at": None,
+            },
         )
-        self.assertEqual(set(lines[2]), {"store", "key", "pickle", "expires_at"})
+        self.assertEqual(list(lines[2]), ["store", "key", "pickle", "serializer", "expires_at"])
+        self.assertEqual(lines[2]["serializer"], "pickle")
+        # bytes go as any value JSON cannot represent: signed pickle, marked as such.
+        self.assertEqual(
+            lines[3],
+            {
+                "store": "t",
+                "key": "bytes",
+                "pickle": base64.b64encode(PickleSerializer().dumps(b"\x00\xffraw")).decode(),
+                "serializer": "bytes",
+                "expires_at": None,
+            },
+        )
+        self.assertEqual(
+            lines[4], {"store": "t", "key": "str", "value": "text", "expires_at": None}
+        )
+        self.assertEqual(
+            lines[5],
+            {"store": "u", "key": "list", "value": [2], "serializer": "json", "expires_at": None},
+        )
         stored = KeyValPair.objects.get(key="set")
         assert stored.value is not None and stored.expires_at is not None
         self.assertEqual(base64.b64decode(lines[2]["pickle"]), bytes(stored.value))
@@ -670,6 +771,8 @@ class ExportImportTests(TempDirMixin, TestCase):
         KeyVal("s").set("existing", "unchanged")
         good = '{"store": "s", "key": "existing", "value": "changed", "expires_at": null}'
         signed = base64.b64encode(PickleSerializer().dumps({1})).decode()
+        # Signed with SECRET_KEY, but not a pickle.
+        garbage = base64.b64encode(_signature(b"garbage", settings.SECRET_KEY) + b"garbage")
         for bad, message in [
             ("{nope", "line 2: not valid JSON: Expecting property name"),
             ("[1, 2]", "line 2: expected a JSON object, not list"),
@@ -679,7 +782,7 @@ class ExportImportTests(TempDirMixin, TestCase):
             (
                 f'{{"store": "s", "key": "k", "value": 1, "pickle": "{signed}", '
                 '"expires_at": null}',
-                'exactly one of the fields "value", "pickle" and "bytes"',
+                'exactly one of the fields "value" and "pickle"',
             ),
             ('{"store": "s", "key": "k", "value": 1, "expires_at": null, "x": 1}', "unknown field"),
             (
@@ -701,11 +804,48 @@ class ExportImportTests(TempDirMixin, TestCase):
             ('{"store": "s", "key": "k", "pickle": 5, "expires_at": null}', "base64 string, not"),
             ('{"store": "s", "key": "k", "pickle": "!!", "expires_at": null}', "not valid base64"),
             (
-                '{"store": "s", "key": "k", "bytes": "!!", "expires_at": null}',
-                '"bytes" is not valid',
+                '{"store": "s", "key": "k", "bytes": "AA==", "expires_at": null}',
+                "unknown field(s): bytes",
             ),
-            ('{"store": "s", "key": "k", "bytes": [], "expires_at": null}', "base64 string, not"),
-            ('{"store": "s", "key": "k", "value": 1, "bytes": "", "expires_at": null}', "exactly"),
+            ('{"store": "s", "key": "k", "value": NaN, "expires_at": null}', "NaN is not a number"),
+            (
+                '{"store": "s", "key": "k", "value": [Infinity], "expires_at": null}',
+                "not valid JSON: Infinity is not a number JSON allows",
+            ),
+            (
+                '{"store": "s", "key": "k", "value": ' + "[" * 100_000 + "]" * 100_000 + "}",
+                "not valid JSON: it is nested too deeply",
+            ),
+            (
+                '{"store": "s", "key": "k", "value": 1, "serializer": 5, "expires_at": null}',
+                '"serializer" must be a string, not int',
+            ),
+            (
+                '{"store": "s", "key": "k", "value": 1, "serializer": "json", "expires_at": null}',
+                "\"serializer\" is 'json', but the value of key 'k' in store 's' would be stored "
+                "as 'int'",
+            ),
+            (
+                '{"store": "s", "key": "k", "value": [1], "serializer": "yaml", '
+                '"expires_at": null}',
+                "\"serializer\" is 'yaml', which is not the built-in pickle or json",
+            ),
+            (
+                f'{{"store": "s", "key": "k", "pickle": "{signed}", "serializer": "bytes", '
+                '"expires_at": null}',
+                "\"serializer\" is 'bytes', but the value of key 'k' in store 's' would be "
+                "stored as 'pickle'",
+            ),
+            (
+                f'{{"store": "s", "key": "k", "pickle": "{signed}", "serializer": "json", '
+                '"expires_at": null}',
+                "cannot store the value for key 'k' in store 's' with the json serializer",
+            ),
+            (
+                f'{{"store": "s", "key": "k", "pickle": "{garbage.decode()}", '
+                '"serializer": "json", "expires_at": null}',
+                "cannot unpickle the value of key 'k' in store 's': UnpicklingError",
+            ),
         ]:
             with self.subTest(bad=bad):
                 with self.assertRaisesMessage(CommandError, message) as raised:
@@ -754,13 +894,18 @@ class ExportImportTests(TempDirMixin, TestCase):
         with override_settings(KEYVAL_SERIALIZER=dotted):
             KeyVal("s").set("list", [1, "a"])
             KeyVal("s").set("tuple", (1, "a"))
+            before = rows()
             lines = self.export()
-        self.assertEqual(lines[0]["value"], [1, "a"])
-        self.assertIn("pickle", lines[1])
-        run("-c", "flush_all", "--noinput")
-        run("-c", "import", stdin=StringIO("\n".join(json.dumps(line) for line in lines)))
-        self.assertEqual(typed(KeyVal("s").get("tuple")), typed((1, "a")))
-        self.assertEqual(KeyValPair.objects.get(key="tuple").serializer, "pickle")
+            self.assertEqual(lines[0]["value"], [1, "a"])
+            # A value JSON cannot carry goes as a pickle, with its own serializer's name.
+            self.assertEqual(lines[1]["serializer"], "reversed-json")
+            self.assertEqual(
+                PickleSerializer().loads(base64.b64decode(lines[1]["pickle"])), (1, "a")
+            )
+            run("-c", "flush_all", "--noinput")
+            run("-c", "import", stdin=StringIO("\n".join(json.dumps(line) for line in lines)))
+            self.assertEqual(typed(KeyVal("s").get("tuple")), typed((1, "a")))
+        self.assertEqual(rows(), before)
 
     def test_custom_serializer_value_that_pickle_refuses(self) -> None:
         with override_settings(KEYVAL_SERIALIZER=f"{__name__}.UnpicklableSerializer"):

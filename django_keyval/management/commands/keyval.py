@@ -47,20 +47,22 @@ Commands (-c/--command):
   flush_all  delete every pair of every store, after confirmation (--noinput).
   cull       delete the expired pairs of every store; print how many went.
   export     write every live pair (or those of -n STORE) as JSON Lines to stdout
-             or --output FILE, one JSON object a line: "store", "key", "expires_at"
-             (ISO 8601 or null), and one of "value", "bytes" or "pickle".
-             A value JSON represents exactly goes as "value"; plain bytes as
-             "bytes" (base64); any other value as "pickle", the base64 of its
-             signed pickle (see django_keyval.transfer). A pickle whose signature
-             does not match stops the export (it is never unpickled); with
-             --output, no file is left behind then.
-  import     read that format from --input FILE (default: stdin) and store every
-             pair in one transaction, overwriting pairs with the same store and
-             key. Expiry times are restored exactly; pairs already expired are
-             skipped. A bad line (invalid JSON, a missing field, a wrong type, a
-             pickle whose signature does not match SECRET_KEY or
-             SECRET_KEY_FALLBACKS) stops the import with its line number, and
-             nothing is imported.
+             or --output FILE, one JSON object a line: "store", "key",
+             "expires_at" (ISO 8601 or null), one of "value" and "pickle", and
+             "serializer" unless the value is a plain int or str. A value JSON
+             represents exactly goes as "value"; any other (bytes included) as
+             "pickle", the base64 of its signed pickle; "serializer" names the
+             format it was stored in (see django_keyval.transfer). A pickle
+             whose signature does not match stops the export (it is never
+             unpickled); with --output, no file is left behind then.
+  import     read that format from --input FILE (default, or "-": stdin) and
+             store every pair in one transaction as it was stored (the same
+             value, with the same serializer), overwriting pairs with the same
+             store and key. Expiry times are restored exactly; pairs already
+             expired are skipped. A bad line (invalid JSON, a missing field, a
+             wrong type, a pickle whose signature does not match
+             SECRET_KEY or SECRET_KEY_FALLBACKS) stops the import with its line
+             number, and nothing is imported.
 
 Every failure (a missing option, a missing key, bad input) prints its reason on
 stderr and exits with status 1. -v 0 silences the confirmations of set, del,
