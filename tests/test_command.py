@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from io import StringIO
+from io import BytesIO, StringIO, TextIOWrapper
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -67,6 +67,13 @@ class TTYStringIO(StringIO):
 
     def isatty(self) -> bool:
         return True
+
+
+class EndlessRepr:
+    """A value whose repr() never ends (it recurses until Python gives up)."""
+
+    def __repr__(self) -> str:
+        return repr(self)
 
 
 def run(*args: str, **options: Any) -> str:
@@ -220,6 +227,32 @@ class ValueTests(TestCase):
         ):
             run("-c", "set", "-n", "s", "-k", "k", "-V", "{nope", "--json")
         self.assertEqual(KeyVal("s").get("k"), "old")
+
+    def test_set_json_refuses_what_json_proper_lacks(self) -> None:
+        for text, message in [
+            ("NaN", "-V is not valid JSON: NaN is not a number JSON allows"),
+            ("[1, Infinity]", "-V is not valid JSON: Infinity is not a number JSON allows"),
+            ('{"a": -Infinity}', "-V is not valid JSON: -Infinity is not a number JSON allows"),
+            ("[" * 100_000 + "]" * 100_000, "-V is not valid JSON: it is nested too deeply"),
+        ]:
+            with self.subTest(text[:20]), self.assertRaisesMessage(CommandError, message):
+                run("-c", "set", "-n", "s", "-k", "k", "-V", text, "--json")
+        self.assertFalse(KeyVal("s").exists("k"))
+        run("-c", "set", "-n", "s", "-k", "k", "-V", '"NaN"', "--json")
+        self.assertEqual(KeyVal("s").get("k"), "NaN")
+
+    def test_values_too_deep_to_print_are_an_error(self) -> None:
+        cycle: list[Any] = []
+        cycle.append(cycle)
+        KeyVal("s").set("cycle", cycle)
+        KeyVal("s").set("endless", EndlessRepr())
+        self.assertEqual(run("-c", "get", "-n", "s", "-k", "cycle"), "[[...]]\n")
+        for args in [("-k", "cycle", "--json"), ("-k", "endless")]:
+            with (
+                self.subTest(args),
+                self.assertRaisesMessage(CommandError, "the value is nested too deeply"),
+            ):
+                run("-c", "get", "-n", "s", *args)
 
     def test_get_prints_repr_of_other_types(self) -> None:
         kv = KeyVal("s")
@@ -872,15 +905,61 @@ class ExportImportTests(TempDirMixin, TestCase):
     def test_import_from_files(self) -> None:
         with self.assertRaisesMessage(CommandError, "cannot read"):
             run("-c", "import", "--input", os.path.join(self.tmp, "missing.jsonl"))
+        with self.assertRaisesMessage(CommandError, f"cannot read {self.tmp}: [Errno 21]"):
+            run("-c", "import", "--input", self.tmp)
         latin1 = os.path.join(self.tmp, "latin1.jsonl")
-        Path(latin1).write_bytes('{"store": "s", "key": "é"}'.encode("latin-1"))
-        with self.assertRaisesMessage(CommandError, "is not UTF-8 text"):
+        Path(latin1).write_bytes(
+            b'{"store": "s", "key": "a", "value": 1, "expires_at": null}\n'
+            + '{"store": "s", "key": "é", "value": 1, "expires_at": null}\n'.encode("latin-1")
+        )
+        with self.assertRaisesMessage(
+            CommandError,
+            "line 2: not UTF-8 text ('utf-8' codec can't decode byte 0xe9 in position 23: "
+            "invalid continuation byte); nothing was imported",
+        ):
             run("-c", "import", "--input", latin1)
+        self.assertEqual(KeyValPair.objects.count(), 0)
+
+    def test_import_of_stdin_that_is_not_utf8(self) -> None:
+        data = (
+            b'{"store": "s", "key": "a", "value": 1, "expires_at": null}\n'
+            b"\n"
+            b'{"store": "s", "key": "\xff", "value": 1, "expires_at": null}\n'
+        )
+        # A binary stream, and a text one over bytes as sys.stdin is.
+        for stdin in [BytesIO(data), TextIOWrapper(BytesIO(data), encoding="utf-8")]:
+            with (
+                self.subTest(type(stdin)),
+                self.assertRaisesMessage(
+                    CommandError, "line 3: not UTF-8 text ('utf-8' codec can't decode byte 0xff"
+                ),
+            ):
+                run("-c", "import", "-i", "-", stdin=stdin)
+        self.assertEqual(KeyValPair.objects.count(), 0)
+        stdin = TextIOWrapper(BytesIO(data.replace(b"\xff", "ü".encode())), encoding="latin-1")
+        self.assertEqual(run("-c", "import", stdin=stdin), "Imported 2 pairs.\n")
+        self.assertEqual(KeyVal("s").get("ü"), 1)  # read as bytes, whatever stdin's encoding
+
+    def test_import_without_stdin(self) -> None:
+        with (
+            mock.patch.object(sys, "stdin", None),
+            self.assertRaisesMessage(CommandError, "there is no standard input to read"),
+        ):
+            run("-c", "import")
 
     def test_export_to_unwritable_place(self) -> None:
         KeyVal("s").set("k", 1)
         with self.assertRaisesMessage(CommandError, "cannot write"):
             run("-c", "export", "-o", os.path.join(self.tmp, "no", "such", "dir", "x.jsonl"))
+        # A directory; a name the file cannot be renamed to (found only at the end).
+        with self.assertRaisesMessage(CommandError, f"cannot write {self.tmp}: it is a directory"):
+            run("-c", "export", "-o", self.tmp)
+        not_a_directory = os.path.join(self.tmp, "x.jsonl") + os.sep
+        with self.assertRaisesMessage(
+            CommandError, f"cannot write {not_a_directory}: [Errno 20] Not a directory"
+        ):
+            run("-c", "export", "-o", not_a_directory)
+        self.assertEqual(os.listdir(self.tmp), [])  # no temporary file left behind
 
     def test_export_to_stdout_dash(self) -> None:
         KeyVal("s").set("k", 1)
@@ -1017,17 +1096,20 @@ class TamperedPickleTests(TempDirMixin, TestCase):
 class SubprocessTests(TempDirMixin, TestCase):
     """The command run by the example project's manage.py, as a shell script would."""
 
-    def manage(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def manage(self, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[str]:
         environment = {**os.environ, "PYTHONPATH": str(REPO)}
         environment.pop("DJANGO_SETTINGS_MODULE", None)
-        return subprocess.run(
+        process = subprocess.run(
             [sys.executable, "manage.py", *args],
             cwd=self.project,
             env=environment,
+            input=stdin,
             capture_output=True,
-            text=True,
             timeout=120,
         )
+        stdout, stderr = process.stdout.decode(), process.stderr.decode()
+        self.assertNotIn("Traceback", stderr)
+        return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
     def test_exit_status_and_output(self) -> None:
         # A copy of the example project, so its database is created in the copy.
@@ -1052,8 +1134,38 @@ class SubprocessTests(TempDirMixin, TestCase):
         self.assertEqual(missing.stdout, "")
         self.assertIn("CommandError: key 'nope' not found in store 'name'", missing.stderr)
 
-        unknown = self.manage("keyval", "-c", "fetch")
-        self.assertNotEqual(unknown.returncode, 0)
-        self.assertIn("invalid choice: 'fetch'", unknown.stderr)
+        # What argparse cannot parse is a usage error: status 2, as for any command.
+        for args, message in [
+            (("-c", "fetch"), "argument -c/--command: invalid choice: 'fetch'"),
+            (("-n", "name"), "the following arguments are required: -c/--command"),
+            (
+                ("-c", "set", "-n", "s", "-k", "k", "-V", "v", "--timeout", "soon"),
+                "argument --timeout: invalid float value: 'soon'",
+            ),
+        ]:
+            with self.subTest(args):
+                usage = self.manage("keyval", *args)
+                self.assertEqual(usage.returncode, 2)
+                self.assertEqual(usage.stdout, "")
+                self.assertTrue(usage.stderr.startswith("usage: manage.py keyval [-h] -c COMMAND"))
+                self.assertIn(f"\nmanage.py keyval: error: {message}", usage.stderr)
+
+        # Export to a pipe, import from one.
+        exported = self.manage("keyval", "-c", "export")
+        self.assertEqual(
+            (exported.returncode, exported.stdout, exported.stderr),
+            (0, '{"store": "name", "key": "key", "value": "value", "expires_at": null}\n', ""),
+        )
+        self.manage("keyval", "-c", "flush_all", "--noinput")
+        imported = self.manage("keyval", "-c", "import", "-i", "-", stdin=exported.stdout.encode())
+        self.assertEqual((imported.returncode, imported.stdout), (0, "Imported 1 pairs.\n"))
+        not_utf8 = self.manage(
+            "keyval", "-c", "import", stdin=exported.stdout.encode() + b'{"key": "\xff"}\n'
+        )
+        self.assertEqual(not_utf8.returncode, 1)
+        self.assertIn("CommandError: line 2: not UTF-8 text", not_utf8.stderr)
+        self.assertEqual(
+            self.manage("keyval", "-c", "get", "-n", "name", "-k", "key").stdout, "value\n"
+        )
 
         self.assertTrue(os.path.exists(os.path.join(self.project, "db.sqlite3")))

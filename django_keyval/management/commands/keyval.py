@@ -8,7 +8,8 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from typing import Any, TextIO
+from contextlib import suppress
+from typing import IO, Any
 
 from django.core.management.base import (
     BaseCommand,
@@ -20,7 +21,7 @@ from django.db import connections
 
 from ...exceptions import KeyValError
 from ...models import KeyVal
-from ...transfer import _is_exact_json, export_lines, import_lines
+from ...transfer import _is_exact_json, _parse_json, export_lines, import_lines
 
 HELP = """\
 Read and change the key-value stores of django-keyval.
@@ -59,14 +60,20 @@ Commands (-c/--command):
              store every pair in one transaction as it was stored (the same
              value, with the same serializer), overwriting pairs with the same
              store and key. Expiry times are restored exactly; pairs already
-             expired are skipped. A bad line (invalid JSON, a missing field, a
-             wrong type, a pickle whose signature does not match
+             expired are skipped. A bad line (not UTF-8, invalid JSON, a missing
+             field, a wrong type, a pickle whose signature does not match
              SECRET_KEY or SECRET_KEY_FALLBACKS) stops the import with its line
              number, and nothing is imported.
 
-Every failure (a missing option, a missing key, bad input) prints its reason on
-stderr and exits with status 1. -v 0 silences the confirmations of set, del,
-flush, flush_all, cull and import; data (get, pop, list, ...) is always printed.
+-v 0 silences the confirmations of set, del, flush, flush_all, cull, export -o
+and import; data (get, pop, list, ...) is always printed.
+
+Exit status: 0 on success. 1 when the command fails (a missing key, an option
+the command needs or does not take, bad input, a file it cannot read or write):
+"CommandError: " and the reason on stderr. 2 when the command line cannot be
+parsed (no -c, an unknown command or option, a --timeout or --delta that is not
+a number): the usage line and "manage.py keyval: error: " and the reason on
+stderr. Through call_command(), both raise CommandError.
 Without --database, Django's database routers pick the database.
 """
 
@@ -194,6 +201,10 @@ class Command(BaseCommand):
             getattr(self, f"command_{command}")(options)
         except KeyValError as error:
             raise CommandError(str(error)) from error
+        except RecursionError:
+            # A value nested so deeply that printing, checking or pickling it
+            # exhausts Python's stack.
+            raise CommandError("the value is nested too deeply to handle") from None
 
     # -- helpers ---------------------------------------------------------------
 
@@ -240,7 +251,7 @@ class Command(BaseCommand):
         value = options["value"]
         if options["json"]:
             try:
-                value = json.loads(value)
+                value = _parse_json(value)
             except ValueError as error:
                 raise CommandError(f"-V is not valid JSON: {error}") from None
         kv = self.store(options)
@@ -344,16 +355,19 @@ class Command(BaseCommand):
 
     def command_export(self, options: dict[str, Any]) -> None:
         """Write pairs as JSON Lines."""
+        path = options["output"]
+        to_stdout = path is None or path == "-"
+        if not to_stdout and os.path.isdir(path):
+            raise CommandError(f"cannot write {path}: it is a directory")
         progress = self.progress("exported")
         lines = export_lines(using=self.using, store=options["name"], progress=progress)
-        path = options["output"]
-        if path is None or path == "-":
+        if to_stdout:
             count = self._write(lines, self.stdout.write)
         else:
             count = self._write_file(path, lines)
         if progress is not None:
             self.stderr.write(f"\rexported {count} pairs")
-        elif self.verbosity >= 1 and path not in (None, "-"):
+        elif self.verbosity >= 1 and not to_stdout:
             self.stdout.write(f"Exported {count} pairs to {path}.")
 
     @staticmethod
@@ -376,31 +390,42 @@ class Command(BaseCommand):
         except OSError as error:
             raise CommandError(f"cannot write {path}: {error}") from None
         try:
-            with handle:
-                count = self._write(lines, lambda line: handle.write(line + "\n"))
-            os.replace(handle.name, path)
+            try:
+                with handle:
+                    count = self._write(lines, lambda line: handle.write(line + "\n"))
+                os.replace(handle.name, path)
+            except OSError as error:  # a full disk, a directory created meanwhile
+                raise CommandError(f"cannot write {path}: {error}") from None
         except BaseException:
-            os.unlink(handle.name)
+            with suppress(OSError):
+                os.unlink(handle.name)
             raise
         return count
 
     def command_import(self, options: dict[str, Any]) -> None:
         """Read JSON Lines and store every pair, all or none."""
         path = options["input"]
-        progress = self.progress("imported")
         if path is None or path == "-":
-            stream: TextIO = options.get("stdin") or sys.stdin
+            stdin = options.get("stdin") or sys.stdin
+            if stdin is None:
+                raise CommandError("there is no standard input to read (or pass --input FILE)")
+            # Bytes, decoded line by line, so that text that is not UTF-8 is
+            # reported with its line number. (A StringIO in tests has no buffer.)
+            self._import(getattr(stdin, "buffer", stdin), "standard input")
+            return
+        try:
+            handle = open(path, "rb")  # noqa: SIM115  (closed by "with")
+        except OSError as error:
+            raise CommandError(f"cannot read {path}: {error}") from None
+        with handle:
+            self._import(handle, path)
+
+    def _import(self, stream: IO[Any], source: str) -> None:
+        progress = self.progress("imported")
+        try:
             result = import_lines(stream, using=self.using, progress=progress)
-        else:
-            try:
-                handle = open(path, encoding="utf-8")  # noqa: SIM115  (closed by "with")
-            except OSError as error:
-                raise CommandError(f"cannot read {path}: {error}") from None
-            with handle:
-                try:
-                    result = import_lines(handle, using=self.using, progress=progress)
-                except UnicodeDecodeError as error:
-                    raise CommandError(f"{path} is not UTF-8 text: {error}") from None
+        except OSError as error:
+            raise CommandError(f"cannot read {source}: {error}") from None
         if progress is not None:
             self.stderr.write(f"\rimported {result.imported} pairs")
         skipped = f" ({result.expired} already expired, skipped)" if result.expired else ""
