@@ -46,6 +46,7 @@ from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import connections, router, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from .backends import operations_for
@@ -179,6 +180,24 @@ def _record(
     return record
 
 
+def _live_pairs(alias: str, now: datetime.datetime) -> QuerySet[KeyValPair]:
+    """The pairs of every store on ``alias`` that have not expired at ``now``."""
+    pairs: QuerySet[KeyValPair] = KeyValPair.objects.using(alias).exclude(expires_at__lte=now)
+    return pairs
+
+
+def _count_pairs(using: str | None = None, store: str | None = None) -> int:
+    """Return how many pairs :func:`export_lines` would export now, in one query.
+
+    ``using`` and ``store`` as for :func:`export_lines`.
+    """
+    if store is not None:
+        KeyVal(store, using=using)  # checks the name (and alias) before any query
+    alias = using or router.db_for_read(KeyValPair)
+    pairs = _live_pairs(alias, timezone.now())
+    return (pairs if store is None else pairs.filter(store=store)).count()
+
+
 def export_lines(
     using: str | None = None, store: str | None = None, progress: Progress | None = None
 ) -> Iterator[str]:
@@ -199,9 +218,8 @@ def export_lines(
     exported = 0
     for name in stores:
         rows = (
-            KeyValPair.objects.using(alias)
+            _live_pairs(alias, now)
             .filter(store=name)
-            .exclude(expires_at__lte=now)
             .order_by("key")
             .values_list("key", "value", "integer_value", "serializer", "expires_at")
         )

@@ -27,6 +27,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_keyval import transfer
+from django_keyval.management.commands.keyval import ProgressBar
 from django_keyval.models import KeyVal, KeyValPair
 from django_keyval.serializers import PickleSerializer, _signature
 from tests.helpers import CreatesFile
@@ -74,6 +75,12 @@ class EndlessRepr:
 
     def __repr__(self) -> str:
         return repr(self)
+
+
+def bar(verb: str, percent: int, done: str) -> str:
+    """A progress line as the command draws it: 30 characters of bar, then the figures."""
+    filled = percent * 30 // 100
+    return f"\r{verb} [{'#' * filled}{'.' * (30 - filled)}] {percent:3d}% {done} pairs"
 
 
 def run(*args: str, **options: Any) -> str:
@@ -711,44 +718,127 @@ class ExportImportTests(TempDirMixin, TestCase):
         KeyVal("t").set_many({f"k{i:02}": str(i) for i in range(3)})
         stderr = TTYStringIO()
         stdout = StringIO()
-        with mock.patch.object(transfer, "EXPORT_PAGE_SIZE", 2):
+        with (
+            mock.patch.object(transfer, "EXPORT_PAGE_SIZE", 2),
+            mock.patch.object(ProgressBar, "INTERVAL", 0),
+        ):
             call_command("keyval", "-c", "export", stdout=stdout, stderr=stderr)
         lines = [json.loads(line) for line in stdout.getvalue().splitlines()]
         self.assertEqual(
             [(line["store"], line["key"]) for line in lines],
             [("s", f"k{i:02}") for i in range(7)] + [("t", f"k{i:02}") for i in range(3)],
         )
+        # A bar of the pairs counted before the export, redrawn after each page.
         self.assertEqual(
             stderr.getvalue(),
-            "\rexported 2 pairs\rexported 4 pairs\rexported 6 pairs\rexported 8 pairs"
-            "\rexported 10 pairs\rexported 10 pairs\n",
+            "\rexporting [######........................]  20% 2/10 pairs"
+            "\rexporting [############..................]  40% 4/10 pairs"
+            "\rexporting [##################............]  60% 6/10 pairs"
+            "\rexporting [########################......]  80% 8/10 pairs"
+            "\rexporting [##############################] 100% 10/10 pairs\n",
+        )
+
+    def test_export_progress_costs_one_count_query(self) -> None:
+        KeyVal("s").set_many({f"k{i}": i for i in range(5)})
+        KeyVal("t").set("gone", 1, timeout=0)
+        with CaptureQueriesContext(connection) as plain:
+            call_command("keyval", "-c", "export", stdout=StringIO(), stderr=StringIO())
+        stderr = TTYStringIO()
+        with CaptureQueriesContext(connection) as with_bar:
+            call_command("keyval", "-c", "export", stdout=StringIO(), stderr=stderr)
+        self.assertEqual(len(with_bar), len(plain) + 1)
+        self.assertIn("COUNT(", with_bar[0]["sql"].upper())
+        self.assertEqual(stderr.getvalue(), bar("exporting", 100, "5/5") + "\n")
+
+    def test_progress_is_redrawn_at_most_every_interval(self) -> None:
+        KeyVal("s").set_many({f"k{i:02}": i for i in range(10)})
+        stderr = TTYStringIO()
+        with (
+            mock.patch.object(transfer, "EXPORT_PAGE_SIZE", 2),
+            mock.patch.object(ProgressBar, "INTERVAL", 3600),
+        ):
+            call_command("keyval", "-c", "export", stdout=StringIO(), stderr=stderr)
+        # The first page, then nothing until the end.
+        self.assertEqual(
+            stderr.getvalue(),
+            bar("exporting", 20, "2/10") + bar("exporting", 100, "10/10") + "\n",
         )
 
     def test_no_progress_unless_a_terminal(self) -> None:
         KeyVal("s").set_many({f"k{i}": i for i in range(5)})
-        stderr = StringIO()
-        with mock.patch.object(transfer, "EXPORT_PAGE_SIZE", 2):
-            call_command("keyval", "-c", "export", stdout=StringIO(), stderr=stderr)
-        self.assertEqual(stderr.getvalue(), "")
         export = run("-c", "export")
-        stderr = StringIO()
-        with mock.patch.object(transfer, "IMPORT_CHUNK_SIZE", 2):
-            call_command(
-                "keyval", "-c", "import", stdin=StringIO(export), stdout=StringIO(), stderr=stderr
-            )
-        self.assertEqual(stderr.getvalue(), "")
+        path = os.path.join(self.tmp, "pairs.jsonl")
+        for stderr, stdout, verbosity in [
+            (StringIO(), StringIO(), 1),  # not a terminal
+            (TTYStringIO(), StringIO(), 0),  # -v 0
+            (TTYStringIO(), TTYStringIO(), 1),  # the export's own lines go to the terminal
+        ]:
+            with (
+                self.subTest(stderr=type(stderr), stdout=type(stdout), verbosity=verbosity),
+                mock.patch.object(transfer, "EXPORT_PAGE_SIZE", 2),
+                mock.patch.object(transfer, "IMPORT_CHUNK_SIZE", 2),
+            ):
+                call_command(
+                    "keyval", "-c", "export", stdout=stdout, stderr=stderr, verbosity=verbosity
+                )
+                self.assertEqual(stderr.getvalue(), "")
+                if not stdout.isatty():
+                    call_command(
+                        "keyval",
+                        "-c",
+                        "import",
+                        stdin=StringIO(export),
+                        stdout=StringIO(),
+                        stderr=stderr,
+                        verbosity=verbosity,
+                    )
+                    self.assertEqual(stderr.getvalue(), "")
+        # Exported to a file, the bar is drawn even when stdout is a terminal.
+        stderr = TTYStringIO()
+        call_command("keyval", "-c", "export", "-o", path, stdout=TTYStringIO(), stderr=stderr)
+        self.assertEqual(stderr.getvalue(), bar("exporting", 100, "5/5") + "\n")
 
     def test_import_progress_on_a_terminal(self) -> None:
+        # Lines of the same length, so each is 20% of the file.
         KeyVal("s").set_many({f"k{i}": i for i in range(5)})
         export = run("-c", "export")
-        stderr = TTYStringIO()
-        with mock.patch.object(transfer, "IMPORT_CHUNK_SIZE", 2):
-            call_command(
-                "keyval", "-c", "import", stdin=StringIO(export), stdout=StringIO(), stderr=stderr
-            )
+        self.assertEqual(len({len(line) for line in export.splitlines()}), 1)
+        path = Path(self.tmp, "pairs.jsonl")
+        path.write_text(export, encoding="utf-8")
+
+        def progress(**options: Any) -> str:
+            stderr = TTYStringIO()
+            with (
+                mock.patch.object(transfer, "IMPORT_CHUNK_SIZE", 2),
+                mock.patch.object(ProgressBar, "INTERVAL", 0),
+            ):
+                call_command("keyval", "-c", "import", stdout=StringIO(), stderr=stderr, **options)
+            return stderr.getvalue()
+
+        # From a pipe, whose length is unknown until its end: a count.
         self.assertEqual(
-            stderr.getvalue(), "\rimported 2 pairs\rimported 4 pairs\rimported 5 pairs\n"
+            progress(stdin=StringIO(export)),
+            "\rimporting 2 pairs\rimporting 4 pairs\rimporting 5 pairs\n",
         )
+        # From a file, or a file on standard input: a bar of the bytes read.
+        by_size = (
+            bar("importing", 40, "2") + bar("importing", 80, "4") + bar("importing", 100, "5")
+        ) + "\n"
+        self.assertEqual(progress(input=str(path)), by_size)
+        with path.open("rb") as stdin:
+            self.assertEqual(progress(stdin=stdin), by_size)
+
+    def test_progress_line_ends_before_an_error(self) -> None:
+        KeyVal("s").set_many({"a": 1, "b": 2, "d": 4})
+        insert_raw("s", "c", b"\x00" * 32 + pickle.dumps(1))
+        stderr = TTYStringIO()
+        with (
+            mock.patch.object(transfer, "EXPORT_PAGE_SIZE", 2),
+            mock.patch.object(ProgressBar, "INTERVAL", 0),
+            self.assertRaisesMessage(CommandError, "failed its signature check"),
+        ):
+            call_command("keyval", "-c", "export", stdout=StringIO(), stderr=stderr)
+        self.assertEqual(stderr.getvalue(), bar("exporting", 50, "2/4") + "\n")
 
     def test_import_from_stdin_overwrites_and_keeps_others(self) -> None:
         KeyVal("s").set("a", "old")

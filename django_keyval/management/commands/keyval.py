@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import stat
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
 from typing import IO, Any
 
@@ -16,12 +18,13 @@ from django.core.management.base import (
     CommandError,
     CommandParser,
     DjangoHelpFormatter,
+    OutputWrapper,
 )
 from django.db import connections
 
 from ...exceptions import KeyValError
 from ...models import KeyVal
-from ...transfer import _is_exact_json, _parse_json, export_lines, import_lines
+from ...transfer import _count_pairs, _is_exact_json, _parse_json, export_lines, import_lines
 
 HELP = """\
 Read and change the key-value stores of django-keyval.
@@ -65,8 +68,10 @@ Commands (-c/--command):
              SECRET_KEY or SECRET_KEY_FALLBACKS) stops the import with its line
              number, and nothing is imported.
 
--v 0 silences the confirmations of set, del, flush, flush_all, cull, export -o
-and import; data (get, pop, list, ...) is always printed.
+When stderr is a terminal, export and import draw a progress bar there (not
+with -v 0, nor while an export prints to a terminal). -v 0 also silences the
+confirmations of set, del, flush, flush_all, cull, export -o and import; data
+(get, pop, list, ...) is always printed.
 
 Exit status: 0 on success. 1 when the command fails (a missing key, an option
 the command needs or does not take, bad input, a file it cannot read or write):
@@ -112,6 +117,92 @@ OPTIONS: dict[str, tuple[str, Any]] = {
 
 class _HelpFormatter(DjangoHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Django's option order, with the description's line breaks kept."""
+
+
+class ProgressBar:
+    """A progress line on a terminal: a bar and a percentage, or a count of pairs.
+
+    ``fraction(done)`` gives the share of the work done after ``done`` pairs;
+    without it, only the count is shown. Redrawn at most every ``INTERVAL``
+    seconds (and only when its text changes), so drawing costs nothing next
+    to the work.
+    """
+
+    #: Characters in the bar.
+    WIDTH = 30
+    #: Seconds between redraws.
+    INTERVAL = 0.1
+
+    def __init__(
+        self,
+        stream: OutputWrapper,
+        verb: str,
+        total: int | None = None,
+        fraction: Callable[[int], float] | None = None,
+    ) -> None:
+        self.stream = stream
+        self.verb = verb
+        self.total = total
+        self.fraction = fraction
+        self.drawn = ""
+        self.drawn_at = -float("inf")
+
+    def text(self, done: int, fraction: float | None) -> str:
+        """Return the line for ``done`` pairs."""
+        if fraction is None:
+            return f"{self.verb} {done} pairs"
+        fraction = min(max(fraction, 0.0), 1.0)  # pairs added meanwhile, a file grown
+        filled = int(fraction * self.WIDTH)
+        bar = "#" * filled + "." * (self.WIDTH - filled)
+        of_total = "" if self.total is None else f"/{self.total}"
+        return f"{self.verb} [{bar}] {int(fraction * 100):3d}% {done}{of_total} pairs"
+
+    def draw(self, text: str) -> None:
+        """Replace the line on the terminal with ``text``, unless it shows that already."""
+        if text != self.drawn:
+            # Padded so that a shorter line hides the end of a longer one.
+            self.stream.write(f"\r{text:<{len(self.drawn)}}", ending="")
+            self.stream.flush()
+            self.drawn = text
+
+    def update(self, done: int) -> None:
+        """Show that ``done`` pairs are done, unless the last redraw was too recent."""
+        now = time.monotonic()
+        if now - self.drawn_at >= self.INTERVAL:
+            self.drawn_at = now
+            self.draw(self.text(done, None if self.fraction is None else self.fraction(done)))
+
+    def finish(self, done: int) -> None:
+        """Show the final count (and 100%), and end the line."""
+        self.draw(self.text(done, None if self.fraction is None else 1.0))
+        self.stream.write("")
+
+    def abandon(self) -> None:
+        """End the line, if one was drawn, so an error message starts on a line of its own."""
+        if self.drawn:
+            self.stream.write("")
+
+
+class _CountedLines:
+    """The lines of a stream, counting the bytes (or characters) read so far."""
+
+    def __init__(self, stream: Iterable[Any]) -> None:
+        self.stream = stream
+        self.read = 0
+
+    def __iter__(self) -> Iterator[Any]:
+        for line in self.stream:
+            self.read += len(line)
+            yield line
+
+
+def _file_size(stream: Any) -> int | None:
+    """Return the size of the regular file behind ``stream``; ``None`` for a pipe or terminal."""
+    try:
+        status = os.fstat(stream.fileno())
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+        return None
+    return status.st_size if stat.S_ISREG(status.st_mode) else None
 
 
 class Command(BaseCommand):
@@ -233,16 +324,15 @@ class Command(BaseCommand):
         # Exactly one newline, even after a value that ends with one.
         self.stdout.write(text + "\n", ending="")
 
-    def progress(self, verb: str) -> Callable[[int], None] | None:
-        """Return a callback that shows a count on stderr, if stderr is a terminal."""
-        if not self.stderr.isatty():
-            return None
+    def shows_progress(self, to_stdout: bool = False) -> bool:
+        """Return whether to draw a progress bar: stderr is a terminal, not shared with data.
 
-        def show(count: int) -> None:
-            self.stderr.write(f"\r{verb} {count} pairs", ending="")
-            self.stderr.flush()
-
-        return show
+        Not with ``-v 0``, nor when data goes to stdout on a terminal, where
+        the bar would be drawn over it.
+        """
+        if self.verbosity < 1 or not self.stderr.isatty():
+            return False
+        return not (to_stdout and self.stdout.isatty())
 
     # -- single keys -------------------------------------------------------------
 
@@ -359,16 +449,28 @@ class Command(BaseCommand):
         to_stdout = path is None or path == "-"
         if not to_stdout and os.path.isdir(path):
             raise CommandError(f"cannot write {path}: it is a directory")
-        progress = self.progress("exported")
-        lines = export_lines(using=self.using, store=options["name"], progress=progress)
-        if to_stdout:
-            count = self._write(lines, self.stdout.write)
-        else:
-            count = self._write_file(path, lines)
-        if progress is not None:
-            self.stderr.write(f"\rexported {count} pairs")
-        elif self.verbosity >= 1 and not to_stdout:
-            self.stdout.write(f"Exported {count} pairs to {path}.")
+        bar = None
+        if self.shows_progress(to_stdout):
+            total = _count_pairs(using=self.using, store=options["name"])
+            bar = ProgressBar(
+                self.stderr, "exporting", total, lambda done: done / total if total else 1.0
+            )
+        lines = export_lines(
+            using=self.using, store=options["name"], progress=None if bar is None else bar.update
+        )
+        try:
+            if to_stdout:
+                count = self._write(lines, self.stdout.write)
+            else:
+                count = self._write_file(path, lines)
+        except BaseException:
+            if bar is not None:
+                bar.abandon()
+            raise
+        if bar is not None:
+            bar.finish(count)
+        if not to_stdout:
+            self.say(f"Exported {count} pairs to {path}.")
 
     @staticmethod
     def _write(lines: Iterator[str], write: Callable[[str], Any]) -> int:
@@ -421,12 +523,29 @@ class Command(BaseCommand):
             self._import(handle, path)
 
     def _import(self, stream: IO[Any], source: str) -> None:
-        progress = self.progress("imported")
+        lines = _CountedLines(stream)
+        bar = None
+        if self.shows_progress():
+            size = _file_size(stream)
+
+            def share_read(done: int) -> float:
+                return lines.read / size if size else 1.0
+
+            # A file's size gives a percentage; a pipe's length is unknown until its end.
+            bar = ProgressBar(
+                self.stderr, "importing", fraction=None if size is None else share_read
+            )
         try:
-            result = import_lines(stream, using=self.using, progress=progress)
-        except OSError as error:
-            raise CommandError(f"cannot read {source}: {error}") from None
-        if progress is not None:
-            self.stderr.write(f"\rimported {result.imported} pairs")
+            result = import_lines(
+                lines, using=self.using, progress=None if bar is None else bar.update
+            )
+        except BaseException as error:
+            if bar is not None:
+                bar.abandon()
+            if isinstance(error, OSError):
+                raise CommandError(f"cannot read {source}: {error}") from None
+            raise
+        if bar is not None:
+            bar.finish(result.imported)
         skipped = f" ({result.expired} already expired, skipped)" if result.expired else ""
         self.say(f"Imported {result.imported} pairs{skipped}.")
