@@ -27,6 +27,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_keyval import transfer
+from django_keyval.management.commands import keyval as keyval_command
 from django_keyval.management.commands.keyval import ProgressBar
 from django_keyval.models import KeyVal, KeyValPair
 from django_keyval.serializers import PickleSerializer, _signature
@@ -749,6 +750,15 @@ class ExportImportTests(TempDirMixin, TestCase):
         self.assertEqual(len(with_bar), len(plain) + 1)
         self.assertIn("COUNT(", with_bar[0]["sql"].upper())
         self.assertEqual(stderr.getvalue(), bar("exporting", 100, "5/5") + "\n")
+
+    def test_progress_is_not_styled_as_an_error(self) -> None:
+        # Django colours what a command writes to a terminal's stderr red;
+        # the bar is no error.
+        KeyVal("s").set("k", 1)
+        stderr = TTYStringIO()
+        command = keyval_command.Command(stdout=StringIO(), stderr=stderr, force_color=True)
+        call_command(command, "-c", "export")
+        self.assertEqual(stderr.getvalue(), bar("exporting", 100, "1/1") + "\n")
 
     def test_progress_is_redrawn_at_most_every_interval(self) -> None:
         KeyVal("s").set_many({f"k{i:02}": i for i in range(10)})

@@ -119,6 +119,10 @@ class _HelpFormatter(DjangoHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Django's option order, with the description's line breaks kept."""
 
 
+def _unstyled(text: str) -> str:
+    return text
+
+
 class ProgressBar:
     """A progress line on a terminal: a bar and a percentage, or a count of pairs.
 
@@ -157,11 +161,15 @@ class ProgressBar:
         of_total = "" if self.total is None else f"/{self.total}"
         return f"{self.verb} [{bar}] {int(fraction * 100):3d}% {done}{of_total} pairs"
 
+    def write(self, text: str, ending: str = "") -> None:
+        """Write to the terminal as it is: Django styles stderr in red, for errors."""
+        self.stream.write(text, style_func=_unstyled, ending=ending)
+
     def draw(self, text: str) -> None:
         """Replace the line on the terminal with ``text``, unless it shows that already."""
         if text != self.drawn:
             # Padded so that a shorter line hides the end of a longer one.
-            self.stream.write(f"\r{text:<{len(self.drawn)}}", ending="")
+            self.write(f"\r{text:<{len(self.drawn)}}")
             self.stream.flush()
             self.drawn = text
 
@@ -175,12 +183,12 @@ class ProgressBar:
     def finish(self, done: int) -> None:
         """Show the final count (and 100%), and end the line."""
         self.draw(self.text(done, None if self.fraction is None else 1.0))
-        self.stream.write("")
+        self.write("", ending="\n")
 
     def abandon(self) -> None:
         """End the line, if one was drawn, so an error message starts on a line of its own."""
         if self.drawn:
-            self.stream.write("")
+            self.write("", ending="\n")
 
 
 class _CountedLines:
