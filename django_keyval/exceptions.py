@@ -65,5 +65,9 @@ class CounterOverflowError(KeyValError, OverflowError):
     """Raised by ``incr``/``decr`` when the result would not fit in a signed 64-bit integer."""
 
 
+class TransferError(KeyValError, ValueError):
+    """Raised when a pair cannot be exported or a line cannot be imported; names which."""
+
+
 class UnsupportedDatabaseError(KeyValError):
     """Raised when a store is used on a database engine django-keyval does not support."""

@@ -51,7 +51,7 @@ from django.utils import timezone
 
 from .backends import operations_for
 from .conf import keyval_settings
-from .exceptions import KeyValError
+from .exceptions import TransferError
 from .models import KeyValPair
 from .serializers import (
     _SIGNATURE_SIZE,
@@ -86,10 +86,6 @@ _PICKLE_FORMAT = PickleSerializer.name
 #: Called with the number of pairs handled so far, every ``EXPORT_PAGE_SIZE``
 #: or ``IMPORT_CHUNK_SIZE`` pairs.
 Progress = Callable[[int], None]
-
-
-class TransferError(KeyValError, ValueError):
-    """Raised when a pair cannot be exported or a line cannot be imported; names which."""
 
 
 def _reject_constant(name: str) -> Any:
@@ -371,7 +367,7 @@ def import_lines(
     ``lines`` are ``str``, or ``bytes`` in UTF-8 (as read from a binary
     file). Each line is checked (encoding, JSON, fields, types, names,
     sizes, the signature of a pickle) before its pair is written; the first
-    bad line raises :class:`TransferError` naming its line number, and the
+    bad line raises :class:`~django_keyval.exceptions.TransferError` naming its line number, and the
     transaction rolls back, leaving the database as it was. Blank lines are
     ignored. Pairs already in the database with the same store and key are
     overwritten; others stay. Expiry times are restored as they were; a pair
