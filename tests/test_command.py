@@ -1268,4 +1268,28 @@ class SubprocessTests(TempDirMixin, TestCase):
             self.manage("keyval", "-c", "get", "-n", "name", "-k", "key").stdout, "value\n"
         )
 
+        # A reader that stops early (export | head): a CommandError, not a traceback.
+        many = "".join(
+            json.dumps({"store": "many", "key": f"k{i:05}", "value": "x" * 100, "expires_at": None})
+            + "\n"
+            for i in range(5000)
+        )
+        self.assertEqual(self.manage("keyval", "-c", "import", stdin=many.encode()).returncode, 0)
+        environment = {**os.environ, "PYTHONPATH": str(REPO)}
+        environment.pop("DJANGO_SETTINGS_MODULE", None)
+        with subprocess.Popen(
+            [sys.executable, "manage.py", "keyval", "-c", "export"],
+            cwd=self.project,
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        ) as head:
+            assert head.stdout is not None and head.stderr is not None
+            self.assertTrue(head.stdout.read(100))
+            head.stdout.close()
+            stderr = head.stderr.read().decode()
+            self.assertEqual(head.wait(timeout=120), 1)
+        self.assertNotIn("Traceback", stderr)
+        self.assertIn("CommandError: the output was closed after", stderr)
+
         self.assertTrue(os.path.exists(os.path.join(self.project, "db.sqlite3")))

@@ -467,10 +467,7 @@ class Command(BaseCommand):
             using=self.using, store=options["name"], progress=None if bar is None else bar.update
         )
         try:
-            if to_stdout:
-                count = self._write(lines, self.stdout.write)
-            else:
-                count = self._write_file(path, lines)
+            count = self._write_stdout(lines) if to_stdout else self._write_file(path, lines)
         except BaseException:
             if bar is not None:
                 bar.abandon()
@@ -479,6 +476,26 @@ class Command(BaseCommand):
             bar.finish(count)
         if not to_stdout:
             self.say(f"Exported {count} pairs to {path}.")
+
+    def _write_stdout(self, lines: Iterator[str]) -> int:
+        written = 0
+
+        def write(line: str) -> None:
+            nonlocal written
+            self.stdout.write(line)
+            written += 1
+
+        try:
+            return self._write(lines, write)
+        except BrokenPipeError:
+            # The reader went away (``export | head``). Point the process's
+            # stdout at /dev/null, so that flushing it at exit fails no more.
+            with suppress(OSError, ValueError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+            raise CommandError(
+                f"the output was closed after {written} pairs; the export stopped there"
+            ) from None
 
     @staticmethod
     def _write(lines: Iterator[str], write: Callable[[str], Any]) -> int:
