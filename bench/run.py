@@ -716,7 +716,10 @@ def draw_plot(results: dict[str, dict[str, Any]], path: str) -> None:
         "diskcache": "#38a169",
         "redis": "#c53030",
     }
-    figure, axes = plt.subplots(len(results), 1, figsize=(12, 3.6 * len(results)), squeeze=False)
+    # The constrained layout leaves room for the figure's title above the first chart.
+    figure, axes = plt.subplots(
+        len(results), 1, figsize=(12, 3.6 * len(results)), squeeze=False, layout="constrained"
+    )
     for axis, (alias, result) in zip(axes[:, 0], results.items(), strict=True):
         summary = result["summary"]
         present = [slug for slug in systems if any(slug in summary[op.slug] for op in OPERATIONS)]
@@ -740,7 +743,6 @@ def draw_plot(results: dict[str, dict[str, Any]], path: str) -> None:
         axis.legend(fontsize=8, ncol=len(present), loc="upper left")
         axis.grid(axis="y", which="both", alpha=0.3)
     figure.suptitle("Median time per operation relative to the single SQL statement (floor = 1)")
-    figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
 

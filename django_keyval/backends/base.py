@@ -44,6 +44,16 @@ class BaseOperations:
             field.name: quote(str(field.column)) for field in KeyValPair._meta.concrete_fields
         }
         self.table = table = quote(KeyValPair._meta.db_table)
+        #: The (store, key) unique index, which key-ordered pages walk.
+        self.key_index = quote(
+            next(
+                constraint.name
+                for constraint in KeyValPair._meta.constraints
+                if getattr(constraint, "fields", None) == ("store", "key")
+            )
+        )
+        #: The table as key-ordered pages name it (a backend may add an index hint).
+        self.page_source = table
         self.id = fields["id"]
         self.store = store = fields["store"]
         self.key = key = fields["key"]
@@ -399,7 +409,7 @@ class BaseOperations:
             )
             params.append(inline_bytes)
         sql = (
-            f"SELECT {columns} FROM {self.table} WHERE {self.store} = %s "
+            f"SELECT {columns} FROM {self.page_source} WHERE {self.store} = %s "
             f"AND {self.key} {'>=' if inclusive else '>'} %s"
         )
         params += [store, low]

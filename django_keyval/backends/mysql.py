@@ -84,6 +84,11 @@ class MariaDBOperations(BaseOperations):
             f"RETURNING {self.integer}, {self.format}"
         )
         self.sql_cull = f"DELETE FROM {t} WHERE {expires} <= %s LIMIT %s"
+        # Given the choice, MariaDB walks a page of keys by looking up the
+        # store alone in the (store, key) index and filtering the keys, which
+        # reads every key before the page: iterating a store of a million
+        # pairs took 45 s. The hint makes it a range scan of (store, key).
+        self.page_source = f"{t} FORCE INDEX ({self.key_index})"
 
     def wire_row(self, row: Sequence[Any]) -> tuple[str, Sequence[Any]]:
         """Send a value over :data:`BASE64_ABOVE` bytes base64-encoded."""
