@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import math
 import pprint
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any
@@ -25,10 +24,17 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from .conf import keyval_settings
+from .encoding import decode_value, encode_value
 from .exceptions import BadSignatureError, DeserializationError, KeyValError
 from .models import KeyValPair
-from .serializers import JSONSerializer, PickleSerializer, Serializer, get_serializer
-from .store import KeyVal, decode_value
+from .serializers import (
+    SERIALIZER_FORMATS,
+    Serializer,
+    get_serializer,
+    is_exact_json,
+    parse_json,
+)
+from .store import KeyVal
 from .validation import validate_key, validate_store_name
 
 if TYPE_CHECKING:
@@ -43,32 +49,12 @@ SIGNATURE_MISMATCH = "⚠ signature mismatch"
 #: Shown instead of a value that cannot be decoded for another reason.
 CANNOT_DECODE = "⚠ cannot decode"
 
-# Serializers the admin can name when it writes a value back; a row written by
-# another one is rewritten with the KEYVAL_SERIALIZER setting.
-_NAMED_SERIALIZERS = {PickleSerializer.name, JSONSerializer.name}
-
-
-def _is_plain_json(value: Any) -> bool:
-    """Whether ``value`` survives a trip through JSON unchanged, types included."""
-    # Exact types: a tuple, an IntEnum or a str subclass would come back as
-    # something else after being edited, so they are not offered for editing.
-    kind = type(value)
-    if value is None or kind in (bool, int, str):
-        return True
-    if kind is float:
-        return math.isfinite(value)
-    if kind is list:
-        return all(_is_plain_json(item) for item in value)
-    if kind is dict:
-        return all(type(key) is str and _is_plain_json(item) for key, item in value.items())
-    return False
-
 
 class DecodedValue:
     """The value of one pair, decoded once for display, or the reason it cannot be.
 
     Decoding checks a pickle's signature before unpickling it
-    (:func:`~django_keyval.store.decode_value`), so a value written into the
+    (:func:`~django_keyval.encoding.decode_value`), so a value written into the
     table by anything but the store is never unpickled.
     """
 
@@ -108,7 +94,7 @@ class DecodedValue:
 
     def _is_json(self) -> bool:
         try:
-            return _is_plain_json(self.value)
+            return is_exact_json(self.value)
         except RecursionError:
             return False
 
@@ -147,23 +133,15 @@ def decoded(pair: KeyValPair) -> DecodedValue:
     return cached
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
 def parse_json_value(text: str) -> Any:
     """Parse ``text`` as strict JSON; raise ``forms.ValidationError`` naming the problem."""
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return parse_json(text)
     except json.JSONDecodeError as error:
         message = gettext("Enter valid JSON: %(problem)s (line %(line)d, column %(column)d).")
         params = {"problem": error.msg, "line": error.lineno, "column": error.colno}
         raise forms.ValidationError(message, code="invalid_json", params=params) from None
-    except RecursionError:
-        raise forms.ValidationError(
-            gettext("Enter valid JSON: it is nested too deeply."), code="invalid_json"
-        ) from None
-    except ValueError as error:  # NaN/Infinity, or an integer with too many digits
+    except ValueError as error:  # NaN/Infinity, too deep, an integer with too many digits
         raise forms.ValidationError(
             gettext("Enter valid JSON: %(problem)s."),
             code="invalid_json",
@@ -285,7 +263,7 @@ class KeyValPairForm(_PairModelForm):
         # KeyVal(name, serializer="json") keeps writing JSON); rows of plain
         # integers, or of another serializer, follow KEYVAL_SERIALIZER.
         serializer = self.instance.serializer if self.instance.pk is not None else ""
-        return serializer if serializer in _NAMED_SERIALIZERS else None
+        return serializer if serializer in SERIALIZER_FORMATS else None
 
     def _get_validation_exclusions(self) -> set[str]:
         # Model validation would check the unique constraint on (store, key)
@@ -319,9 +297,7 @@ class KeyValPairForm(_PairModelForm):
                 )
         if self.value_editable and "value_json" in cleaned and store and key:
             try:
-                KeyVal(store, serializer=self._serializer_spec())._encode(
-                    key, cleaned["value_json"]
-                )
+                encode_value(store, key, cleaned["value_json"], self._serializer_spec())
             except KeyValError as error:
                 self.add_error("value_json", str(error))
         return cleaned

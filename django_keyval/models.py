@@ -9,11 +9,15 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-#: Store names may have up to this many characters.
-MAX_STORE_NAME_LENGTH = 200
-#: Keys may have up to this many characters. With store names, they fit the
-#: 3072-byte index limit of InnoDB in utf8mb4 (4 bytes a character).
-MAX_KEY_LENGTH = 500
+from .conf import keyval_settings
+from .encoding import decode_value
+from .serializers import get_serializer
+
+# The public API lives beside its table: ``from django_keyval.models import KeyVal``.
+from .store import KeyVal
+from .validation import MAX_KEY_LENGTH, MAX_STORE_NAME_LENGTH
+
+__all__ = ["KeyVal", "KeyValPair"]
 
 
 class BinaryCollationCharField(models.CharField):  # type: ignore[type-arg]
@@ -85,16 +89,7 @@ class KeyValPair(models.Model):
 
     def decoded_value(self) -> Any:
         """Return the stored value, checking a pickle's signature before unpickling it."""
-        from .conf import keyval_settings
-        from .serializers import get_serializer
-        from .store import decode_value
-
         configured = get_serializer(keyval_settings.SERIALIZER)
         return decode_value(
             self.store, self.key, self.serializer, self.value, self.integer_value, configured
         )
-
-
-from .store import KeyVal  # noqa: E402  (the public API lives beside its table)
-
-__all__ = ["KeyVal", "KeyValPair"]

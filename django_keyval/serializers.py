@@ -35,10 +35,21 @@ from .exceptions import (
 )
 
 __all__ = [
+    "BUILTIN_FORMATS",
+    "BYTES_FORMAT",
+    "INTEGER_FORMAT",
+    "JSON_FORMAT",
+    "NATIVE_FORMATS",
+    "PICKLE_FORMAT",
+    "SERIALIZER_FORMATS",
+    "STR_FORMAT",
     "JSONSerializer",
     "PickleSerializer",
     "Serializer",
+    "check_json_value",
     "get_serializer",
+    "is_exact_json",
+    "parse_json",
     "serializer_by_name",
 ]
 
@@ -52,6 +63,17 @@ BYTES_FORMAT = "bytes"
 #: Formats used for exact ``int``, ``str`` and ``bytes`` values whatever the
 #: serializer: they give the value back exactly and need no signature.
 NATIVE_FORMATS = frozenset({INTEGER_FORMAT, STR_FORMAT, BYTES_FORMAT})
+#: The name of the built-in signed pickle serializer (the default).
+PICKLE_FORMAT = "pickle"
+#: The name of the built-in JSON serializer.
+JSON_FORMAT = "json"
+#: The built-in serializers, which a store or the admin can name.
+SERIALIZER_FORMATS = frozenset({PICKLE_FORMAT, JSON_FORMAT})
+#: Every format read without any setting. A custom serializer may not take
+#: one of these names: its rows would be read by the built-in serializers or
+#: as native values, so its values would come back wrong or fail their
+#: signature check.
+BUILTIN_FORMATS = NATIVE_FORMATS | SERIALIZER_FORMATS
 
 
 @runtime_checkable
@@ -98,7 +120,7 @@ class PickleSerializer:
     with the new key when next written).
     """
 
-    name = "pickle"
+    name = PICKLE_FORMAT
     protocol = pickle.HIGHEST_PROTOCOL
 
     def dumps(self, value: Any) -> bytes:
@@ -108,14 +130,23 @@ class PickleSerializer:
 
     def loads(self, data: bytes) -> Any:
         """Check the signature of ``data``, then unpickle it."""
+        if not self.signature_matches(data):
+            raise BadSignatureError("the pickled value's signature does not match SECRET_KEY")
+        return pickle.loads(memoryview(data)[_SIGNATURE_SIZE:])
+
+    def signature_matches(self, data: bytes | memoryview) -> bool:
+        """Return whether ``data`` carries a signature made with ``SECRET_KEY`` or a fallback.
+
+        Nothing is unpickled: this is the check :meth:`loads` makes first.
+        """
         view = memoryview(data)  # slices without copying the payload
         signature, payload = view[:_SIGNATURE_SIZE], view[_SIGNATURE_SIZE:]
         if hmac.compare_digest(signature, _signature(payload, settings.SECRET_KEY)):
-            return pickle.loads(payload)
-        for secret in getattr(settings, "SECRET_KEY_FALLBACKS", ()):
-            if hmac.compare_digest(signature, _signature(payload, secret)):
-                return pickle.loads(payload)
-        raise BadSignatureError("the pickled value's signature does not match SECRET_KEY")
+            return True
+        return any(
+            hmac.compare_digest(signature, _signature(payload, secret))
+            for secret in getattr(settings, "SECRET_KEY_FALLBACKS", ())
+        )
 
     def is_signed_with_current_key(self, data: bytes) -> bool:
         """Return whether ``data`` carries a signature made with ``SECRET_KEY`` itself."""
@@ -123,31 +154,79 @@ class PickleSerializer:
         return hmac.compare_digest(data[:_SIGNATURE_SIZE], expected)
 
 
-def _check_json_value(value: Any, path: str = "value") -> None:
-    # json.dumps() would quietly turn tuples into lists and int dict keys into
-    # strings; a store must give back what it was given, so refuse instead.
+def _json_problem(value: Any) -> tuple[str, type[Exception], str] | None:
+    """Return ``(path below value, exception class, what is wrong)``, or ``None`` if exact.
+
+    Only a value that fails builds a path, so checking a valid value costs
+    no string formatting.
+    """
     # Exact types: a subclass (an IntEnum, a SafeString) would come back as
-    # its plain base type.
+    # its plain base type, a tuple as a list, an int dict key as a str.
     value_type = type(value)
-    if value is None or value_type in (str, bool, int):
-        return
+    if value is None or value_type is str or value_type is int or value_type is bool:
+        return None
     if value_type is float:
-        if not math.isfinite(value):
-            raise ValueError(f"{path} is {value!r}, which JSON cannot represent")
-        return
+        if math.isfinite(value):
+            return None
+        return "", ValueError, f"is {value!r}, which JSON cannot represent"
     if value_type is list:
         for index, item in enumerate(value):
-            _check_json_value(item, f"{path}[{index}]")
-        return
+            problem = _json_problem(item)
+            if problem is not None:
+                return f"[{index}]{problem[0]}", problem[1], problem[2]
+        return None
     if value_type is dict:
         for key, item in value.items():
             if type(key) is not str:
-                raise TypeError(
-                    f"{path} has a key of type {type(key).__name__}; JSON object keys must be str"
+                return (
+                    "",
+                    TypeError,
+                    f"has a key of type {type(key).__name__}; JSON object keys must be str",
                 )
-            _check_json_value(item, f"{path}[{key!r}]")
-        return
-    raise TypeError(f"{path} is of type {type(value).__name__}, which JSON cannot represent")
+            problem = _json_problem(item)
+            if problem is not None:
+                return f"[{key!r}]{problem[0]}", problem[1], problem[2]
+        return None
+    return "", TypeError, f"is of type {value_type.__name__}, which JSON cannot represent"
+
+
+def check_json_value(value: Any) -> None:
+    """Raise unless JSON gives ``value`` back exactly, with the same types and contents.
+
+    That is ``None``, ``bool``, ``int``, finite ``float``, ``str``, and lists
+    and dicts (with ``str`` keys) of those, of exactly these types: JSON
+    would quietly turn a tuple into a list, an ``int`` dict key into a
+    ``str`` and an ``IntEnum`` into an ``int``. Raises ``TypeError`` (a type
+    JSON lacks) or ``ValueError`` (NaN, an infinity) naming where in
+    ``value`` the problem is, for example ``value[2]['a']``; a value nested
+    too deeply to walk raises ``RecursionError``.
+    """
+    problem = _json_problem(value)
+    if problem is not None:
+        path, error_class, message = problem
+        raise error_class(f"value{path} {message}")
+
+
+def is_exact_json(value: Any) -> bool:
+    """Return whether JSON gives ``value`` back exactly (see :func:`check_json_value`)."""
+    return _json_problem(value) is None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def parse_json(text: str | bytes) -> Any:
+    """Parse strict JSON: ``NaN`` and ``Infinity``, which JSON proper lacks, are refused.
+
+    Raises ``ValueError`` naming the problem (a ``json.JSONDecodeError``,
+    with its line and column, for text that is not JSON), also for text
+    nested too deeply to parse, where ``json.loads`` raises ``RecursionError``.
+    """
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValueError("it is nested too deeply") from None
 
 
 class JSONSerializer:
@@ -157,11 +236,11 @@ class JSONSerializer:
     NaN and infinities) are refused with ``TypeError``/``ValueError``.
     """
 
-    name = "json"
+    name = JSON_FORMAT
 
     def dumps(self, value: Any) -> bytes:
         """Return the compact UTF-8 JSON of ``value``."""
-        _check_json_value(value)
+        check_json_value(value)
         return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
     def loads(self, data: bytes) -> Any:
@@ -173,12 +252,6 @@ _BUILTIN_SERIALIZERS: dict[str, type] = {
     PickleSerializer.name: PickleSerializer,
     JSONSerializer.name: JSONSerializer,
 }
-
-
-#: Names a custom serializer may not take: rows tagged with them are read by
-#: the built-in serializers or as native values, so its values would come back
-#: wrong or fail their signature check.
-RESERVED_NAMES = NATIVE_FORMATS | set(_BUILTIN_SERIALIZERS)
 
 
 def get_serializer(spec: str) -> Serializer:
@@ -207,10 +280,10 @@ def _load_serializer(spec: str) -> Serializer:
             f"{spec!r} lacks the serializer interface (name, dumps, loads)"
         )
     name = serializer.name
-    if name.lower() in RESERVED_NAMES:
+    if name.lower() in BUILTIN_FORMATS:
         raise InvalidSerializerError(
             f"{spec!r} is named {name!r}, a name reserved for the built-in formats "
-            f"({', '.join(sorted(RESERVED_NAMES))})"
+            f"({', '.join(sorted(BUILTIN_FORMATS))})"
         )
     if not 0 < len(name) <= 50:
         raise InvalidSerializerError(f"{spec!r} has a name of {len(name)} characters (1 to 50)")

@@ -12,39 +12,26 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import suppress
 from typing import Any
 
-from django.db import connections, router
+from django.db import connections, models, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
 from .async_api import AsyncMethods
 from .backends import BaseOperations, operations_for
-from .backends.base import INT64_MAX, INT64_MIN
 from .conf import keyval_settings
 from .descriptors import StoreOrClassMethod
+from .encoding import INT64_MAX, INT64_MIN, decode_value, encode_value
 from .exceptions import (
     ArgumentTypeError,
-    BadSignatureError,
-    DeserializationError,
     InvalidKeyError,
     KeyNotFoundError,
     KeyValError,
     NotAnIntegerError,
-    SerializationError,
     StoreDisconnectedError,
-    ValueTooLargeError,
 )
-from .models import MAX_KEY_LENGTH, KeyValPair
-from .serializers import (
-    BYTES_FORMAT,
-    INTEGER_FORMAT,
-    STR_FORMAT,
-    JSONSerializer,
-    PickleSerializer,
-    Serializer,
-    get_serializer,
-    serializer_by_name,
-)
+from .serializers import BUILTIN_FORMATS, INTEGER_FORMAT, Serializer, get_serializer
 from .validation import (
+    MAX_KEY_LENGTH,
     Timeout,
     expiry_from_timeout,
     validate_key,
@@ -52,16 +39,10 @@ from .validation import (
     validate_text,
 )
 
-__all__ = ["KeyVal", "decode_value", "encode_value"]
+__all__ = ["KeyVal", "get_model_class"]
 
 # Stands for "no value" where None is a value a user may store.
 _MISSING: Any = object()
-
-PICKLE_FORMAT = PickleSerializer.name
-_PICKLE = PickleSerializer()
-
-# Formats that decode without looking at the settings.
-_BUILTIN_FORMATS = frozenset({STR_FORMAT, BYTES_FORMAT, PICKLE_FORMAT, "json"})
 
 #: Rows fetched per query while iterating over keys, values or items.
 ITERATION_CHUNK_SIZE = 1000
@@ -72,86 +53,15 @@ ITERATION_INLINE_BYTES = 8 * 1024
 ITERATION_CHUNK_BYTES = 8 * 1024 * 1024
 
 
-def decode_value(
-    store: str, key: str, serializer_name: str, data: Any, integer: Any, *candidates: Serializer
-) -> Any:
-    """Return the value of a row, read with the serializer that wrote it.
+def get_model_class() -> type[models.Model]:
+    """Return the model of the table, :class:`~django_keyval.models.KeyValPair`.
 
-    Raises :class:`~django_keyval.exceptions.BadSignatureError` for a pickle
-    whose signature does not match, without unpickling it, and
-    :class:`~django_keyval.exceptions.DeserializationError` for other bytes
-    that cannot be decoded. Both name the store and the key.
+    Imported here rather than at the top: ``models.py`` imports this module
+    to offer ``KeyVal`` beside its table.
     """
-    if serializer_name == INTEGER_FORMAT:
-        return integer
-    try:
-        if serializer_name == PICKLE_FORMAT:  # the most common, so first
-            return _PICKLE.loads(data)
-        if isinstance(data, memoryview):
-            data = bytes(data)
-        if serializer_name == STR_FORMAT:
-            return data.decode()
-        if serializer_name == BYTES_FORMAT:
-            return data
-        return serializer_by_name(serializer_name, *candidates).loads(data)
-    except BadSignatureError:
-        raise BadSignatureError(
-            f"the value of key {key!r} in store {store!r} failed its signature check "
-            "(it was not written with SECRET_KEY or SECRET_KEY_FALLBACKS); it was not unpickled"
-        ) from None
-    except Exception as error:
-        raise DeserializationError(
-            f"cannot decode the value of key {key!r} in store {store!r}: {error}"
-        ) from error
+    from .models import KeyValPair
 
-
-def encode_value(
-    store: str, key: str, value: Any, serializer: str | None = None
-) -> tuple[Any, Any, str]:
-    """Return ``(bytes or None, int or None, serializer name)``: the row :meth:`KeyVal.set` writes.
-
-    A plain ``int`` in the signed 64-bit range goes in the integer column
-    (``"int"``), a ``str`` as its UTF-8 (``"str"``), plain ``bytes`` as they
-    are (``"bytes"``, unless the serializer is JSON, which refuses them);
-    any other value goes through ``serializer``, given as to
-    ``KeyVal(serializer=...)`` (``None``: ``KEYVAL_SERIALIZER``). The
-    inverse of :func:`decode_value`. Raises
-    :class:`~django_keyval.exceptions.SerializationError` for a value the
-    serializer refuses and :class:`~django_keyval.exceptions.ValueTooLargeError`
-    over ``KEYVAL_MAX_VALUE_SIZE``; ``store`` and ``key`` name the pair in
-    their messages.
-    """
-    value_type = type(value)
-    if value_type is int and INT64_MIN <= value <= INT64_MAX:
-        return None, value, INTEGER_FORMAT
-    data = None
-    if value_type is str:
-        # A lone surrogate cannot be UTF-8: the serializer may still manage.
-        with suppress(UnicodeEncodeError):
-            data, name = value.encode(), STR_FORMAT
-    elif value_type is bytes and not isinstance(
-        get_serializer(serializer or keyval_settings.SERIALIZER), JSONSerializer
-    ):
-        # Raw bytes are safe to store as they are, but a JSON store
-        # promises values JSON can represent, which bytes are not.
-        data, name = value, BYTES_FORMAT
-    if data is None:
-        chosen = get_serializer(serializer or keyval_settings.SERIALIZER)
-        name = chosen.name
-        try:
-            data = chosen.dumps(value)
-        except Exception as error:
-            raise SerializationError(
-                f"cannot store the value for key {key!r} in store {store!r} with the "
-                f"{name} serializer: {type(error).__name__}: {error}"
-            ) from error
-    limit = keyval_settings.MAX_VALUE_SIZE
-    if len(data) > limit:
-        raise ValueTooLargeError(
-            f"the value for key {key!r} in store {store!r} is {len(data)} bytes "
-            f"when serialized; the limit (KEYVAL_MAX_VALUE_SIZE) is {limit} bytes"
-        )
-    return data, None, name
+    return KeyValPair
 
 
 class KeyVal(AsyncMethods):
@@ -256,7 +166,7 @@ class KeyVal(AsyncMethods):
     def _decode(self, key: str, data: Any, integer: Any, serializer_name: str) -> Any:
         if serializer_name == INTEGER_FORMAT:
             return integer
-        if serializer_name in _BUILTIN_FORMATS:
+        if serializer_name in BUILTIN_FORMATS:
             return decode_value(self._name, key, serializer_name, data, integer)
         return decode_value(self._name, key, serializer_name, data, integer, self._serializer())
 
@@ -416,7 +326,8 @@ class KeyVal(AsyncMethods):
         validate_key(key)
         connection, _ = self._database(write=False)
         row = (
-            KeyValPair.objects.using(connection.alias)
+            get_model_class()
+            ._default_manager.using(connection.alias)
             .filter(store=self._name, key=key)
             .exclude(expires_at__lte=timezone.now())
             .values_list("expires_at")
@@ -677,7 +588,8 @@ def _alias_of(self_or_cls: Any, using: str | None) -> str | None:
 
 def _database(using: str | None, write: bool) -> tuple[BaseDatabaseWrapper, BaseOperations]:
     if using is None:
-        using = router.db_for_write(KeyValPair) if write else router.db_for_read(KeyValPair)
+        model = get_model_class()
+        using = router.db_for_write(model) if write else router.db_for_read(model)
     connection = connections[using]
     return connection, operations_for(connection)
 

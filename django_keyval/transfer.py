@@ -39,7 +39,6 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime
-import hmac
 import json
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple
@@ -51,23 +50,27 @@ from django.utils import timezone
 
 from .backends import operations_for
 from .conf import keyval_settings
+from .encoding import check_value_size, decode_value, encode_value
 from .exceptions import TransferError
 from .models import KeyValPair
 from .serializers import (
-    _SIGNATURE_SIZE,
     INTEGER_FORMAT,
     NATIVE_FORMATS,
+    PICKLE_FORMAT,
+    SERIALIZER_FORMATS,
     STR_FORMAT,
     PickleSerializer,
-    _signature,
     get_serializer,
+    is_exact_json,
+    parse_json,
 )
-from .store import KeyVal, decode_value, encode_value
+from .store import KeyVal
 from .validation import validate_key
 
 __all__ = [
     "ImportResult",
     "TransferError",
+    "count_pairs",
     "export_lines",
     "import_lines",
 ]
@@ -81,41 +84,10 @@ _FIELDS = {"store", "key", "value", "pickle", "serializer", "expires_at"}
 _VALUE_FIELDS = ("value", "pickle")
 #: Formats the value of a line describes alone, so it carries no "serializer".
 _IMPLIED_FORMATS = frozenset({INTEGER_FORMAT, STR_FORMAT})
-_PICKLE_FORMAT = PickleSerializer.name
 
 #: Called with the number of pairs handled so far, every ``EXPORT_PAGE_SIZE``
 #: or ``IMPORT_CHUNK_SIZE`` pairs.
 Progress = Callable[[int], None]
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
-def _parse_json(text: str | bytes) -> Any:
-    """Parse strict JSON: ``NaN`` and ``Infinity``, which JSON proper lacks, are refused.
-
-    Raises ``ValueError`` naming the problem, also for text nested too deeply
-    to parse (where ``json.loads`` raises ``RecursionError``).
-    """
-    try:
-        return json.loads(text, parse_constant=_reject_constant)
-    except RecursionError:
-        raise ValueError("it is nested too deeply") from None
-
-
-def _is_exact_json(value: Any) -> bool:
-    """Return whether JSON gives ``value`` back with the same types and contents."""
-    kind = type(value)
-    if value is None or kind in (bool, int, str):
-        return True
-    if kind is float:
-        return value == value and value not in (float("inf"), float("-inf"))
-    if kind is list:
-        return all(_is_exact_json(item) for item in value)
-    if kind is dict:
-        return all(type(k) is str and _is_exact_json(v) for k, v in value.items())
-    return False
 
 
 def _format_expiry(expires_at: datetime.datetime | None) -> str | None:
@@ -152,13 +124,13 @@ def _record(
     # Signature-checked: a tampered pickle raises BadSignatureError, unread.
     value = decode_value(store, key, serializer_name, data, integer, *candidates)
     try:
-        exact = _is_exact_json(value)
+        exact = is_exact_json(value)
     except RecursionError:
         exact = False  # too deep to check (or to write as JSON): sent as a pickle
     record: dict[str, Any]
     if exact:
         record = {"value": value}
-    elif serializer_name == _PICKLE_FORMAT:
+    elif serializer_name == PICKLE_FORMAT:
         record = {"pickle": base64.b64encode(bytes(data)).decode("ascii")}  # as stored
     else:
         # bytes, or a value of a custom serializer, that JSON cannot carry:
@@ -182,7 +154,7 @@ def _live_pairs(alias: str, now: datetime.datetime) -> QuerySet[KeyValPair]:
     return pairs
 
 
-def _count_pairs(using: str | None = None, store: str | None = None) -> int:
+def count_pairs(using: str | None = None, store: str | None = None) -> int:
     """Return how many pairs :func:`export_lines` would export now, in one query.
 
     ``using`` and ``store`` as for :func:`export_lines`.
@@ -246,13 +218,6 @@ class ImportResult(NamedTuple):
     expired: int
 
 
-def _signature_matches(data: bytes) -> bool:
-    """Check a signed pickle against ``SECRET_KEY`` and its fallbacks, without unpickling it."""
-    signature, payload = data[:_SIGNATURE_SIZE], data[_SIGNATURE_SIZE:]
-    secrets = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", ())]
-    return any(hmac.compare_digest(signature, _signature(payload, s)) for s in secrets)
-
-
 class _LineReader:
     """Turns the lines of an export into rows ready for the database."""
 
@@ -270,7 +235,7 @@ class _LineReader:
     def parse(self, text: str) -> tuple[str, str, Any, Any, str, datetime.datetime | None]:
         """Return ``(store, key, bytes, integer, serializer name, expiry)`` of one line."""
         try:
-            record = _parse_json(text)
+            record = parse_json(text)
         except ValueError as error:
             raise ValueError(f"not valid JSON: {error}") from None
         if not isinstance(record, dict):
@@ -294,9 +259,9 @@ class _LineReader:
             raise ValueError(f'"serializer" must be a string, not {type(wanted).__name__}')
         if "pickle" in record:
             data = self.pickle(store.name, key, record["pickle"])
-            if wanted in (None, _PICKLE_FORMAT):
+            if wanted in (None, PICKLE_FORMAT):
                 # Stored as it was, byte for byte, and never unpickled here.
-                return store.name, key, data, None, _PICKLE_FORMAT, expires_at
+                return store.name, key, data, None, PICKLE_FORMAT, expires_at
             # Signed with one of our keys, so as safe to unpickle as a stored pickle.
             try:
                 value = PickleSerializer().loads(data)
@@ -323,8 +288,8 @@ class _LineReader:
         if name in NATIVE_FORMATS:
             # The value's type alone picks a native format, with any serializer
             # but JSON (which refuses bytes); parse() checks it picked this one.
-            return _PICKLE_FORMAT
-        if name in ("pickle", "json"):
+            return PICKLE_FORMAT
+        if name in SERIALIZER_FORMATS:
             return name
         configured = get_serializer(keyval_settings.SERIALIZER)
         if configured.name != name:
@@ -345,17 +310,12 @@ class _LineReader:
 
     def pickle(self, store: str, key: str, text: Any) -> bytes:
         data = self.base64(text, "pickle")
-        if not _signature_matches(data):
+        if not PickleSerializer().signature_matches(data):
             raise ValueError(
                 f"the pickled value of key {key!r} in store {store!r} failed its signature "
                 "check (it was not signed with SECRET_KEY or SECRET_KEY_FALLBACKS)"
             )
-        limit = keyval_settings.MAX_VALUE_SIZE
-        if len(data) > limit:
-            raise ValueError(
-                f"the value of key {key!r} in store {store!r} is {len(data)} bytes; "
-                f"the limit (KEYVAL_MAX_VALUE_SIZE) is {limit} bytes"
-            )
+        check_value_size(store, key, len(data))
         return data
 
 

@@ -12,9 +12,22 @@ import math
 from typing import Any
 
 from .exceptions import ArgumentTypeError, InvalidKeyError, InvalidTimeoutError
-from .models import MAX_KEY_LENGTH, MAX_STORE_NAME_LENGTH
 
-__all__ = ["Timeout", "expiry_from_timeout", "validate_key", "validate_store_name", "validate_text"]
+__all__ = [
+    "MAX_KEY_LENGTH",
+    "MAX_STORE_NAME_LENGTH",
+    "Timeout",
+    "expiry_from_timeout",
+    "validate_key",
+    "validate_store_name",
+    "validate_text",
+]
+
+#: Store names may have up to this many characters.
+MAX_STORE_NAME_LENGTH = 200
+#: Keys may have up to this many characters. With store names, they fit the
+#: 3072-byte index limit of InnoDB in utf8mb4 (4 bytes a character).
+MAX_KEY_LENGTH = 500
 
 #: A timeout: seconds (``int`` or ``float``), a ``timedelta``, or ``None`` for never.
 Timeout = int | float | datetime.timedelta | None

@@ -11,12 +11,10 @@ from django.db import DatabaseError, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
+from ..encoding import INT64_MAX, INT64_MIN
 from ..exceptions import CounterOverflowError
 
 _T = TypeVar("_T")
-
-INT64_MIN = -(2**63)
-INT64_MAX = 2**63 - 1
 
 #: Value bytes per multi-row INSERT, at most (one larger value goes alone).
 MAX_STATEMENT_VALUE_BYTES = 4 * 1024 * 1024

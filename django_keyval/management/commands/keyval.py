@@ -24,7 +24,8 @@ from django.db import connections
 
 from ...exceptions import KeyValError
 from ...models import KeyVal
-from ...transfer import _count_pairs, _is_exact_json, _parse_json, export_lines, import_lines
+from ...serializers import is_exact_json, parse_json
+from ...transfer import count_pairs, export_lines, import_lines
 
 HELP = """\
 Read and change the key-value stores of django-keyval.
@@ -319,7 +320,7 @@ class Command(BaseCommand):
     def print_value(self, value: Any, as_json: bool) -> None:
         """Print a value: a str as it is, JSON with ``--json``, else its repr()."""
         if as_json:
-            if not _is_exact_json(value):
+            if not is_exact_json(value):
                 raise CommandError(
                     f"the value is a {type(value).__name__}, which JSON cannot show; "
                     "leave out --json to see its repr()"
@@ -349,7 +350,7 @@ class Command(BaseCommand):
         value = options["value"]
         if options["json"]:
             try:
-                value = _parse_json(value)
+                value = parse_json(value)
             except ValueError as error:
                 raise CommandError(f"-V is not valid JSON: {error}") from None
         kv = self.store(options)
@@ -459,7 +460,7 @@ class Command(BaseCommand):
             raise CommandError(f"cannot write {path}: it is a directory")
         bar = None
         if self.shows_progress(to_stdout):
-            total = _count_pairs(using=self.using, store=options["name"])
+            total = count_pairs(using=self.using, store=options["name"])
             bar = ProgressBar(
                 self.stderr, "exporting", total, lambda done: done / total if total else 1.0
             )
