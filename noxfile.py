@@ -2,7 +2,6 @@
 
     nox -s tests            the suite on every pair below (SQLite by default;
                             KEYVAL_TEST_DB=postgresql|mysql is passed through)
-    nox -s migrations       makemigrations --check: models and migrations agree
     nox -s build            build sdist and wheel, install each in a fresh venv
     nox -s lint             ruff and mypy
 
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["tests", "migrations"]
+nox.options.sessions = ["tests"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
@@ -47,20 +46,6 @@ def tests(session: nox.Session, django: str) -> None:
     session.install(f".[{extras}]", f"Django~={django}.0")
     session.run("python", "-m", "django", "--version")
     session.run("python", "runtests.py", *session.posargs)
-
-
-@nox.session(python="3.12")
-def migrations(session: nox.Session) -> None:
-    """Fail when the models have changes that no migration records."""
-    session.install(".")
-    session.run(
-        "django-admin",
-        "makemigrations",
-        "--check",
-        "--dry-run",
-        "django_keyval",
-        env={"DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONPATH": str(ROOT)},
-    )
 
 
 @nox.session(python="3.12")

@@ -2,12 +2,44 @@
 
 from __future__ import annotations
 
+import datetime
+import decimal
+import enum
 import json
+import pickle
+from io import StringIO
 from typing import Any
 
-from django.db import connection
+from django.db import connection, connections
+from django.utils import timezone
 
 from django_keyval.models import KeyValPair
+
+
+class Point:
+    """A user class: pickle stores it, JSON cannot."""
+
+    def __init__(self, x: int, y: int) -> None:
+        self.x, self.y = x, y
+
+    def __repr__(self) -> str:
+        return f"Point({self.x}, {self.y})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Point) and (self.x, self.y) == (other.x, other.y)
+
+
+class Colour(enum.IntEnum):
+    """An int subclass: JSON would give it back as a plain int."""
+
+    RED = 1
+
+
+class TTYStringIO(StringIO):
+    """A stream that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
 
 
 class CreatesFile:
@@ -37,6 +69,53 @@ class ReversedJSONSerializer:
         return value
 
 
+class UnpicklableSerializer:
+    """A custom serializer that reads every value back as something pickle refuses."""
+
+    name = "unpicklable"
+
+    def dumps(self, value: Any) -> bytes:
+        return b"?"
+
+    def loads(self, data: bytes) -> Any:
+        return [lambda: None]
+
+
+def forged_pickle(path: str) -> bytes:
+    """A pickle that creates ``path`` when loaded, with a signature made up by the forger."""
+    return b"\x00" * 32 + pickle.dumps(CreatesFile(path))
+
+
+def insert_raw(
+    store: str, key: str, value: bytes, serializer: str = "pickle", using: str = "default"
+) -> KeyValPair:
+    """Write a row with raw SQL, as something other than the store (an attacker) would."""
+    db = connections[using]
+    quote = db.ops.quote_name
+    columns = ", ".join(
+        quote(name) for name in ("store", "key", "value", "serializer", "version", "updated_at")
+    )
+    now = db.ops.adapt_datetimefield_value(timezone.now())
+    with db.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(KeyValPair._meta.db_table)} ({columns}) "
+            "VALUES (%s, %s, %s, %s, 1, %s)",
+            [store, key, value, serializer, now],
+        )
+    row: KeyValPair = KeyValPair.objects.using(using).get(store=store, key=key)
+    return row
+
+
+def rows(using: str = "default") -> list[tuple[Any, ...]]:
+    """Every row as (store, key, serializer, value bytes, integer, expiry)."""
+    return [
+        (store, key, fmt, None if data is None else bytes(data), integer, expires)
+        for store, key, fmt, data, integer, expires in KeyValPair.objects.using(using)
+        .order_by("store", "key")
+        .values_list("store", "key", "serializer", "value", "integer_value", "expires_at")
+    ]
+
+
 def write_raw(store: str, key: str, data: bytes, serializer: str = "pickle") -> None:
     """Overwrite a row's bytes with raw SQL, as someone with database access could."""
     table = connection.ops.quote_name(KeyValPair._meta.db_table)
@@ -47,3 +126,51 @@ def write_raw(store: str, key: str, data: bytes, serializer: str = "pickle") -> 
             f"{quote('integer_value')} = NULL WHERE {quote('store')} = %s AND {quote('key')} = %s",
             [data, serializer, store, key],
         )
+
+
+def sample_values() -> dict[str, dict[str, Any]]:
+    """Values of every kind, in two stores."""
+    aware = datetime.datetime(2024, 2, 29, 23, 59, 59, 999999, tzinfo=datetime.timezone.utc)
+    return {
+        "app": {
+            "int": 42,
+            "negative": -(2**63),
+            "big int": 2**70,
+            "float": 0.1,
+            "negative zero": -0.0,
+            "nan": float("nan"),
+            "bool": True,
+            "none": None,
+            "str": "héllo ☃ \U0001f600",
+            "lone surrogate": "\ud800",
+            "empty": "",
+            "list": [1, "two", [3.5, None], {"k": False}],
+            "dict": {"a": {"b": [1, 2]}},
+            "dict int keys": {1: "one"},
+            "tuple": (1, 2),
+            "nested tuple": [1, (2, 3)],
+            "set": {1, 2, 3},
+            "frozenset": frozenset({"a"}),
+            "bytes": b"\x00\xff",
+            "decimal": decimal.Decimal("1.10"),
+            "aware datetime": aware,
+            "naive datetime": datetime.datetime(2000, 1, 1, 12, 30),
+            "date": datetime.date(1999, 12, 31),
+            "point": Point(1, 2),
+            "int enum": Colour.RED,
+        },
+        "other store": {"int": 1, "über/ключ %_": "x"},
+    }
+
+
+def typed(value: Any) -> Any:
+    """A value with its types spelt out, so 1 == 1.0 == True cannot hide a change."""
+    if isinstance(value, float) and value != value:
+        return ("float", "nan")
+    if isinstance(value, float):
+        return ("float", repr(value))
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, [typed(item) for item in value])
+    if isinstance(value, dict):
+        return ("dict", [(typed(k), typed(v)) for k, v in value.items()])
+    return (type(value).__name__, value)

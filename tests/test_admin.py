@@ -10,14 +10,13 @@ import tempfile
 from typing import Any
 
 from django.contrib.auth.models import Permission, User
-from django.db import connection
 from django.test import TestCase, override_settings
 from django.urls import reverse
 from django.utils import timezone
 
 from django_keyval.forms import DecodedValue, KeyValPairForm, decoded
 from django_keyval.models import KeyVal, KeyValPair
-from tests.helpers import CreatesFile
+from tests.helpers import CreatesFile, Point, insert_raw
 
 CHANGELIST = reverse("admin:django_keyval_keyvalpair_changelist")
 ADD = reverse("admin:django_keyval_keyvalpair_add")
@@ -37,40 +36,11 @@ def raw_bytes(row: KeyValPair) -> bytes:
     return bytes(row.value)
 
 
-class Point:
-    """A user class: pickle stores it, JSON cannot."""
-
-    def __init__(self, x: int, y: int) -> None:
-        self.x, self.y = x, y
-
-    def __repr__(self) -> str:
-        return f"Point({self.x}, {self.y})"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Point) and (self.x, self.y) == (other.x, other.y)
-
-
 class BrokenRepr:
     """A value whose repr() raises."""
 
     def __repr__(self) -> str:
         raise RuntimeError("no repr")
-
-
-def insert_raw(store: str, key: str, value: bytes, serializer: str) -> KeyValPair:
-    """Write a row with raw SQL, as something other than the store would."""
-    table = KeyValPair._meta.db_table
-    quote = connection.ops.quote_name
-    columns = ", ".join(
-        quote(name) for name in ("store", "key", "value", "serializer", "version", "updated_at")
-    )
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {quote(table)} ({columns}) VALUES (%s, %s, %s, %s, 1, %s)",
-            [store, key, value, serializer, now],
-        )
-    return pair(store, key)
 
 
 def split_datetime(when: datetime.datetime | None) -> dict[str, str]:

@@ -85,6 +85,8 @@ class ModelTests(TestCase):
 
 
 class MigrationTests(TestCase):
+    """``makemigrations --check``, run here only: on every database and version pair."""
+
     def test_no_missing_migrations(self) -> None:
         out = StringIO()
         call_command("makemigrations", "django_keyval", "--check", "--dry-run", stdout=out)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import json
 import os
 import pickle
@@ -20,13 +19,7 @@ from django_keyval.serializers import (
     get_serializer,
     serializer_by_name,
 )
-from tests.helpers import CreatesFile, ReversedJSONSerializer, write_raw
-
-
-class Colour(enum.IntEnum):
-    """An int subclass, which JSON would give back as a plain int."""
-
-    RED = 1
+from tests.helpers import Colour, CreatesFile, ReversedJSONSerializer, write_raw
 
 
 class NamelessSerializer:

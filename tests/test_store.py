@@ -17,17 +17,7 @@ from django.utils import timezone
 
 from django_keyval import exceptions
 from django_keyval.models import KeyVal, KeyValPair
-
-
-class Point:
-    """A user class, to show instances round-trip through pickle."""
-
-    def __init__(self, x: int, y: int) -> None:
-        self.x, self.y = x, y
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Point) and (self.x, self.y) == (other.x, other.y)
-
+from tests.helpers import Point
 
 VALUES: dict[str, Any] = {
     "int": 42,
