@@ -179,7 +179,7 @@ class ImportTests(TestCase):
         )
 
     def test_import_of_bytes_and_str_lines(self) -> None:
-        lines = [
+        lines: list[str | bytes] = [
             '{"store": "s", "key": "é", "value": 1, "expires_at": null}'.encode(),
             '{"store": "s", "key": "ü", "value": 2, "expires_at": null}',
         ]
