@@ -24,8 +24,8 @@ from django.utils import timezone
 
 from django_keyval import transfer
 from django_keyval.management.commands import keyval as keyval_command
-from django_keyval.management.commands.keyval import ProgressBar
 from django_keyval.models import KeyVal, KeyValPair
+from django_keyval.streams import ProgressBar
 from tests.helpers import TTYStringIO, forged_pickle, insert_raw, rows, sample_values, typed
 
 REPO = Path(__file__).resolve().parent.parent

@@ -5,11 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import stat
 import sys
-import tempfile
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import suppress
 from typing import IO, Any
 
@@ -18,69 +15,39 @@ from django.core.management.base import (
     CommandError,
     CommandParser,
     DjangoHelpFormatter,
-    OutputWrapper,
 )
 from django.db import connections
 
 from ...exceptions import KeyValError
 from ...models import KeyVal
 from ...serializers import is_exact_json, parse_json
+from ...streams import CountedLines, ProgressBar, file_size, write_lines, write_lines_to_file
 from ...transfer import count_pairs, export_lines, import_lines
 
 HELP = """\
 Read and change the key-value stores of django-keyval.
 
-  manage.py keyval -c set -n STORE -k KEY -V VALUE
   manage.py keyval -c get -n STORE -k KEY
+  manage.py keyval -c set -n STORE -k KEY -V VALUE [--json] [--timeout SECONDS]
 
 Commands (-c/--command):
-  set        store -V VALUE under -k KEY in store -n STORE, as a str (with --json:
-             the value the JSON text means); --timeout SECONDS sets an expiry.
-  get        print the value of KEY: a str as it is, any other value as its repr()
-             (with --json: as JSON). A missing key is an error.
-  del        delete KEY; a missing key is an error.
-  exists     print True or False; the exit status is 0 either way.
-  pop        print the value of KEY (as get does) and delete it.
-  incr       add --delta N (or -V N; default 1) to the integer value of KEY and
-             print the result; a missing key counts as 0; a value that is not an
-             integer is an error and stays as it was.
-  decr       subtract, as incr adds.
-  list       print the keys of STORE, one a line, in code point order;
-             --prefix TEXT keeps those starting with TEXT.
-  stores     print the names of the stores that hold pairs, one a line.
-  flush      delete every pair of STORE, after confirmation (--noinput skips it).
-  flush_all  delete every pair of every store, after confirmation (--noinput).
-  cull       delete the expired pairs of every store; print how many went.
-  export     write every live pair (or those of -n STORE) as JSON Lines to stdout
-             or --output FILE, one JSON object a line: "store", "key",
-             "expires_at" (ISO 8601 or null), one of "value" and "pickle", and
-             "serializer" unless the value is a plain int or str. A value JSON
-             represents exactly goes as "value"; any other (bytes included) as
-             "pickle", the base64 of its signed pickle; "serializer" names the
-             format it was stored in (see django_keyval.transfer). A pickle
-             whose signature does not match stops the export (it is never
-             unpickled); with --output, no file is left behind then.
-  import     read that format from --input FILE (default, or "-": stdin) and
-             store every pair in one transaction as it was stored (the same
-             value, with the same serializer), overwriting pairs with the same
-             store and key. Expiry times are restored exactly; pairs already
-             expired are skipped. A bad line (not UTF-8, invalid JSON, a missing
-             field, a wrong type, a pickle whose signature does not match
-             SECRET_KEY or SECRET_KEY_FALLBACKS) stops the import with its line
-             number, and nothing is imported.
+  set        store VALUE under KEY: a str, or with --json the JSON it means
+  get        print the value of KEY (--json: as JSON)
+  del        delete KEY
+  exists     print True or False
+  pop        print the value of KEY (as get does) and delete it
+  incr       add --delta N (default 1) to an integer value; print the result
+  decr       subtract, as incr adds
+  list       print the keys of STORE (--prefix TEXT: those starting with it)
+  stores     print the names of the stores
+  flush      delete every pair of STORE, after confirmation (--noinput)
+  flush_all  delete every pair of every store, after confirmation (--noinput)
+  cull       delete the expired pairs of every store
+  export     write the live pairs as JSON Lines to stdout or --output FILE
+  import     store the pairs of an export (--input FILE, or stdin), all or none
 
-When stderr is a terminal, export and import draw a progress bar there (not
-with -v 0, nor while an export prints to a terminal). -v 0 also silences the
-confirmations of set, del, flush, flush_all, cull, export -o and import; data
-(get, pop, list, ...) is always printed.
-
-Exit status: 0 on success. 1 when the command fails (a missing key, an option
-the command needs or does not take, bad input, a file it cannot read or write):
-"CommandError: " and the reason on stderr. 2 when the command line cannot be
-parsed (no -c, an unknown command or option, a --timeout or --delta that is not
-a number): the usage line and "manage.py keyval: error: " and the reason on
-stderr. Through call_command(), both raise CommandError.
-Without --database, Django's database routers pick the database.
+The full reference (every option, the export format, exit statuses) is the
+"manage.py keyval" page of the documentation, docs/command.rst.
 """
 
 # For each command: the options it needs, and the further ones it accepts.
@@ -118,100 +85,6 @@ OPTIONS: dict[str, tuple[str, Any]] = {
 
 class _HelpFormatter(DjangoHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Django's option order, with the description's line breaks kept."""
-
-
-def _unstyled(text: str) -> str:
-    return text
-
-
-class ProgressBar:
-    """A progress line on a terminal: a bar and a percentage, or a count of pairs.
-
-    ``fraction(done)`` gives the share of the work done after ``done`` pairs;
-    without it, only the count is shown. Redrawn at most every ``INTERVAL``
-    seconds (and only when its text changes), so drawing costs nothing next
-    to the work.
-    """
-
-    #: Characters in the bar.
-    WIDTH = 30
-    #: Seconds between redraws.
-    INTERVAL = 0.1
-
-    def __init__(
-        self,
-        stream: OutputWrapper,
-        verb: str,
-        total: int | None = None,
-        fraction: Callable[[int], float] | None = None,
-    ) -> None:
-        self.stream = stream
-        self.verb = verb
-        self.total = total
-        self.fraction = fraction
-        self.drawn = ""
-        self.drawn_at = -float("inf")
-
-    def text(self, done: int, fraction: float | None) -> str:
-        """Return the line for ``done`` pairs."""
-        if fraction is None:
-            return f"{self.verb} {done} pairs"
-        fraction = min(max(fraction, 0.0), 1.0)  # pairs added meanwhile, a file grown
-        filled = int(fraction * self.WIDTH)
-        bar = "#" * filled + "." * (self.WIDTH - filled)
-        of_total = "" if self.total is None else f"/{self.total}"
-        return f"{self.verb} [{bar}] {int(fraction * 100):3d}% {done}{of_total} pairs"
-
-    def write(self, text: str, ending: str = "") -> None:
-        """Write to the terminal as it is: Django styles stderr in red, for errors."""
-        self.stream.write(text, style_func=_unstyled, ending=ending)
-
-    def draw(self, text: str) -> None:
-        """Replace the line on the terminal with ``text``, unless it shows that already."""
-        if text != self.drawn:
-            # Padded so that a shorter line hides the end of a longer one.
-            self.write(f"\r{text:<{len(self.drawn)}}")
-            self.stream.flush()
-            self.drawn = text
-
-    def update(self, done: int) -> None:
-        """Show that ``done`` pairs are done, unless the last redraw was too recent."""
-        now = time.monotonic()
-        if now - self.drawn_at >= self.INTERVAL:
-            self.drawn_at = now
-            self.draw(self.text(done, None if self.fraction is None else self.fraction(done)))
-
-    def finish(self, done: int) -> None:
-        """Show the final count (and 100%), and end the line."""
-        self.draw(self.text(done, None if self.fraction is None else 1.0))
-        self.write("", ending="\n")
-
-    def abandon(self) -> None:
-        """End the line, if one was drawn, so an error message starts on a line of its own."""
-        if self.drawn:
-            self.write("", ending="\n")
-
-
-class _CountedLines:
-    """The lines of a stream, counting the bytes (or characters) read so far."""
-
-    def __init__(self, stream: Iterable[Any]) -> None:
-        self.stream = stream
-        self.read = 0
-
-    def __iter__(self) -> Iterator[Any]:
-        for line in self.stream:
-            self.read += len(line)
-            yield line
-
-
-def _file_size(stream: Any) -> int | None:
-    """Return the size of the regular file behind ``stream``; ``None`` for a pipe or terminal."""
-    try:
-        status = os.fstat(stream.fileno())
-    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
-        return None
-    return status.st_size if stat.S_ISREG(status.st_mode) else None
 
 
 class Command(BaseCommand):
@@ -487,7 +360,7 @@ class Command(BaseCommand):
             written += 1
 
         try:
-            return self._write(lines, write)
+            return write_lines(lines, write)
         except BrokenPipeError:
             # The reader went away (``export | head``). Point the process's
             # stdout at /dev/null, so that flushing it at exit fails no more.
@@ -498,37 +371,11 @@ class Command(BaseCommand):
                 f"the output was closed after {written} pairs; the export stopped there"
             ) from None
 
-    @staticmethod
-    def _write(lines: Iterator[str], write: Callable[[str], Any]) -> int:
-        count = 0
-        for line in lines:
-            write(line)
-            count += 1
-        return count
-
     def _write_file(self, path: str, lines: Iterator[str]) -> int:
-        # Written beside the target and renamed once complete, so a failed
-        # export never leaves a truncated file (or clobbers an earlier one).
-        directory = os.path.dirname(os.path.abspath(path))
         try:
-            # Closed by the "with" below; opened apart to word its own error.
-            handle = tempfile.NamedTemporaryFile(  # noqa: SIM115
-                "w", encoding="utf-8", dir=directory, prefix=".keyval-export-", delete=False
-            )
-        except OSError as error:
+            return write_lines_to_file(path, lines)
+        except OSError as error:  # a missing folder, a full disk, a directory created meanwhile
             raise CommandError(f"cannot write {path}: {error}") from None
-        try:
-            try:
-                with handle:
-                    count = self._write(lines, lambda line: handle.write(line + "\n"))
-                os.replace(handle.name, path)
-            except OSError as error:  # a full disk, a directory created meanwhile
-                raise CommandError(f"cannot write {path}: {error}") from None
-        except BaseException:
-            with suppress(OSError):
-                os.unlink(handle.name)
-            raise
-        return count
 
     def command_import(self, options: dict[str, Any]) -> None:
         """Read JSON Lines and store every pair, all or none."""
@@ -549,10 +396,10 @@ class Command(BaseCommand):
             self._import(handle, path)
 
     def _import(self, stream: IO[Any], source: str) -> None:
-        lines = _CountedLines(stream)
+        lines = CountedLines(stream)
         bar = None
         if self.shows_progress():
-            size = _file_size(stream)
+            size = file_size(stream)
 
             def share_read(done: int) -> float:
                 return lines.read / size if size else 1.0
