@@ -35,8 +35,9 @@ from django_keyval.conf import keyval_settings
 from django_keyval.models import KeyVal
 from django_keyval.serializers import get_serializer
 
+from .operations import OPERATIONS_BY_SLUG
 from .settings import Database
-from .systems import OPERATIONS_BY_SLUG, VALUE, FloorSystem
+from .systems import VALUE, FloorSystem
 from .timing import time_calls
 
 STORE = "bench.growth"

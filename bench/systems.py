@@ -12,7 +12,6 @@ import contextlib
 import os
 import pickle
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from django.core.cache import caches
@@ -24,6 +23,7 @@ from django_keyval.exceptions import KeyNotFoundError
 from django_keyval.models import KeyVal, KeyValPair
 from django_keyval.serializers import get_serializer
 
+from .operations import OPERATIONS, Operation
 from .settings import CACHE_ALIAS
 
 #: The value every benchmark write stores: a small dict, as a cache holds.
@@ -38,32 +38,6 @@ _MISSING = object()
 
 #: Statements that only delimit a transaction; the floor never replays them.
 TRANSACTION_CONTROL = {"BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"}
-
-
-@dataclass(frozen=True)
-class Operation:
-    """One measured operation."""
-
-    slug: str
-    label: str
-    keys_per_call: int = 1
-
-
-OPERATIONS = [
-    Operation("set_new", "set (new key)"),
-    Operation("set_overwrite", "set (overwrite)"),
-    Operation("get_hit", "get (hit)"),
-    Operation("get_miss", "get (miss)"),
-    Operation("exists_hit", "exists (hit)"),
-    Operation("exists_miss", "exists (miss)"),
-    Operation("delete", "delete"),
-    Operation("pop", "pop"),
-    Operation("add", "add (new key)"),
-    Operation("incr", "incr"),
-    Operation("get_many", "get_many (100 keys)", keys_per_call=100),
-    Operation("set_many", "set_many (100 keys)", keys_per_call=100),
-]
-OPERATIONS_BY_SLUG = {operation.slug: operation for operation in OPERATIONS}
 
 
 class System:
