@@ -15,7 +15,10 @@ from .serializers import get_serializer
 
 # The public API lives beside its table: ``from django_keyval.models import KeyVal``.
 from .store import KeyVal
-from .validation import MAX_KEY_LENGTH, MAX_STORE_NAME_LENGTH
+
+# Also importable from here, beside the columns they limit.
+from .validation import MAX_KEY_LENGTH as MAX_KEY_LENGTH
+from .validation import MAX_STORE_NAME_LENGTH as MAX_STORE_NAME_LENGTH
 
 __all__ = ["KeyVal", "KeyValPair"]
 

@@ -29,7 +29,13 @@ from .exceptions import (
     NotAnIntegerError,
     StoreDisconnectedError,
 )
-from .serializers import BUILTIN_FORMATS, INTEGER_FORMAT, Serializer, get_serializer
+from .serializers import (
+    BUILTIN_FORMATS,
+    INTEGER_FORMAT,
+    SERIALIZER_FORMATS,
+    Serializer,
+    get_serializer,
+)
 from .validation import (
     MAX_KEY_LENGTH,
     Timeout,
@@ -156,8 +162,12 @@ class KeyVal(AsyncMethods):
         self._check_connected()
         return _database(self._using, write)
 
+    def _serializer_spec_in_use(self) -> str:
+        """The serializer this store writes with, as given: a built-in name or a dotted path."""
+        return self._serializer_spec or keyval_settings.SERIALIZER
+
     def _serializer(self) -> Serializer:
-        return get_serializer(self._serializer_spec or keyval_settings.SERIALIZER)
+        return get_serializer(self._serializer_spec_in_use())
 
     def _encode(self, key: str, value: Any) -> tuple[Any, Any, str]:
         """Return ``(bytes or None, int or None, serializer name)`` for ``value``."""
@@ -241,23 +251,48 @@ class KeyVal(AsyncMethods):
         return value
 
     def pop_default(self, key: str, default: Any = None) -> Any:
-        """Delete ``key`` and return its value, or return ``default`` if it is missing."""
+        """Delete ``key`` and return its value, or return ``default`` if it is missing.
+
+        A value that cannot be decoded (a failed signature check, a
+        serializer that is missing or fails) stays stored, and the error is
+        raised.
+        """
         validate_key(key)
         connection, operations = self._database(write=True)
+        spec = self._serializer_spec_in_use()
+        if not (isinstance(spec, str) and spec in SERIALIZER_FORMATS):
+            # A custom serializer is code that may fail in any way: its module
+            # may not import, its constructor or its loads() may raise. The
+            # delete and the decode share one transaction, so whatever
+            # happens the row is never gone without its value returned.
+            return operations.in_transaction(
+                connection, lambda: self._pop_and_decode(connection, operations, key, default)
+            )
         row = operations.pop(connection, self._name, key)
         if row is None:
             return default
         data, integer, serializer_name, expires = row
         try:
             return self._decode(key, data, integer, serializer_name)
-        except KeyValError:
-            # Put the undecodable bytes back as they were (unless the key was
-            # set again meanwhile), so that a configuration mistake such as a
-            # missing custom serializer loses nothing.
+        except BaseException:
+            # Only built-in formats are decoded here, which cannot run user
+            # code; a pickle that fails its signature check, a row of a
+            # serializer that is not configured, or an interruption while
+            # unpickling, put the row back (unless the key was set again
+            # meanwhile), expiry included.
             now = _now(connection)
             stored = (self._name, key, data, integer, serializer_name, expires, now)
             operations.add(connection, stored, now)
             raise
+
+    def _pop_and_decode(
+        self, connection: BaseDatabaseWrapper, operations: BaseOperations, key: str, default: Any
+    ) -> Any:
+        row = operations.pop(connection, self._name, key)
+        if row is None:
+            return default
+        data, integer, serializer_name, _ = row
+        return self._decode(key, data, integer, serializer_name)
 
     def exists(self, key: str) -> bool:
         """Return whether ``key`` has a value (that has not expired)."""

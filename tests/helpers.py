@@ -10,6 +10,7 @@ import pickle
 from io import StringIO
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, connections
 from django.utils import timezone
 
@@ -174,3 +175,10 @@ def typed(value: Any) -> Any:
     if isinstance(value, dict):
         return ("dict", [(typed(k), typed(v)) for k, v in value.items()])
     return (type(value).__name__, value)
+
+
+class MisconfiguredSerializer(ReversedJSONSerializer):
+    """Reads the rows of :class:`ReversedJSONSerializer`, but cannot be created."""
+
+    def __init__(self) -> None:
+        raise ImproperlyConfigured("MisconfiguredSerializer needs a setting that is missing")

@@ -6,11 +6,15 @@ import asyncio
 import datetime
 import decimal
 import math
+import sys
+import tempfile
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, connections, transaction
 from django.test import TestCase, TransactionTestCase, override_settings
 from django.utils import timezone
@@ -665,6 +669,61 @@ class TransactionTests(TransactionTestCase):
         with self.assertRaises(exceptions.SerializationError):
             kv.set_many({"a": "new", "b": 1, "c": lambda: None, "d": 4})
         self.assertEqual(dict(kv.items()), {"a": "old"})
+
+
+class PopKeepsWhatItCannotDecodeMixin:
+    """``pop`` never loses a pair whose serializer fails, however it fails."""
+
+    assertEqual: Callable[..., None]
+    assertRaises: Callable[..., Any]
+    subTest: Callable[..., Any]
+
+    def row_of(self, key: str) -> tuple[Any, ...]:
+        return tuple(
+            KeyValPair.objects.filter(store="tests.pop", key=key).values_list(
+                "value", "integer_value", "serializer", "version", "expires_at"
+            )[0]
+        )
+
+    def broken_module(self, directory: str) -> str:
+        """Write a module with a syntax error; return the dotted path of its "serializer"."""
+        Path(directory, "kv_broken_serializer.py").write_text("class Serializer(:\n")
+        sys.path.insert(0, directory)
+        return "kv_broken_serializer.Serializer"
+
+    def test_pop_with_a_failing_custom_serializer_keeps_the_pair(self) -> None:
+        written = KeyVal("tests.pop", serializer="tests.helpers.ReversedJSONSerializer")
+        written.set("k", [1, 2], timeout=3600)
+        written.set("kept", 1)
+        before = self.row_of("k")
+        with tempfile.TemporaryDirectory() as directory:
+            try:
+                broken = self.broken_module(directory)
+                for spec, error in (
+                    ("tests.helpers.MisconfiguredSerializer", ImproperlyConfigured),
+                    (broken, SyntaxError),
+                ):
+                    with self.subTest(spec=spec), override_settings(KEYVAL_SERIALIZER=spec):
+                        kv = KeyVal("tests.pop")
+                        for method in (kv.pop, kv.pop_default):
+                            with self.assertRaises(error):
+                                method("k")
+                            # The row is as it was: value, version and expiry.
+                            self.assertEqual(self.row_of("k"), before)
+            finally:
+                sys.path.remove(directory)
+        self.assertEqual(written.pop("k"), [1, 2])
+        self.assertEqual(written.pop("kept"), 1)
+
+
+class PopKeepsWhatItCannotDecodeTests(PopKeepsWhatItCannotDecodeMixin, TestCase):
+    """Inside a transaction, as in the test case's."""
+
+
+class PopKeepsWhatItCannotDecodeAutocommitTests(
+    PopKeepsWhatItCannotDecodeMixin, TransactionTestCase
+):
+    """In autocommit mode, as a view or a command runs."""
 
 
 class DatabaseChoiceTests(TestCase):
