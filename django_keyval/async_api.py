@@ -88,17 +88,28 @@ class AsyncMethods:
         result = await sync_to_async(self_or_cls.cull)(using)
         return result
 
-    async def aincr(self: Any, key: str, delta: int = 1) -> int:
+    async def aincr(self: Any, key: str, delta: int = 1, *, create: bool = True) -> int:
         """Async :meth:`incr`."""
-        return await sync_to_async(self.incr)(key, delta)
+        return await sync_to_async(self.incr)(key, delta, create=create)
 
-    async def adecr(self: Any, key: str, delta: int = 1) -> int:
+    async def adecr(self: Any, key: str, delta: int = 1, *, create: bool = True) -> int:
         """Async :meth:`decr`."""
-        return await sync_to_async(self.decr)(key, delta)
+        return await sync_to_async(self.decr)(key, delta, create=create)
 
-    async def aget_many(self: Any, keys: Iterable[str]) -> dict[str, Any]:
+    async def atrim(
+        self: Any,
+        max_entries: int,
+        cull_frequency: int = 3,
+        spare_since: datetime.datetime | None = None,
+    ) -> int:
+        """Async :meth:`trim`."""
+        return await sync_to_async(self.trim)(max_entries, cull_frequency, spare_since)
+
+    async def aget_many(
+        self: Any, keys: Iterable[str], *, delete_expired: bool = False
+    ) -> dict[str, Any]:
         """Async :meth:`get_many`."""
-        return await sync_to_async(self.get_many)(keys)
+        return await sync_to_async(self.get_many)(keys, delete_expired=delete_expired)
 
     async def aset_many(self: Any, mapping: Mapping[str, Any], timeout: Timeout = None) -> None:
         """Async :meth:`set_many`."""

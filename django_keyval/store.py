@@ -8,9 +8,9 @@ Import it from :mod:`django_keyval.models`, as the package always documented::
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import suppress
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import connections, models, router
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -46,6 +46,8 @@ from .validation import (
 )
 
 __all__ = ["KeyVal", "get_model_class"]
+
+_T = TypeVar("_T")
 
 # Stands for "no value" where None is a value a user may store.
 _MISSING: Any = object()
@@ -395,13 +397,16 @@ class KeyVal(AsyncMethods):
 
     # -- counters ----------------------------------------------------------------
 
-    def incr(self, key: str, delta: int = 1) -> int:
+    def incr(self, key: str, delta: int = 1, *, create: bool = True) -> int:
         """Add ``delta`` to the integer value of ``key`` and return the result.
 
-        A missing key counts as 0, so the first ``incr`` stores ``delta``. The
-        addition happens in the database: concurrent calls never lose an
-        update. The pair keeps its expiry. A value that is not an ``int``
-        raises :class:`~django_keyval.exceptions.NotAnIntegerError`; a result
+        A missing key counts as 0, so the first ``incr`` stores ``delta``;
+        with ``create=False`` a missing (or expired) key raises
+        :class:`~django_keyval.exceptions.KeyNotFoundError` instead and
+        nothing is stored. The addition happens in the database: concurrent
+        calls never lose an update. The pair keeps its expiry. A value that
+        is not an ``int`` raises
+        :class:`~django_keyval.exceptions.NotAnIntegerError`; a result
         outside 64 bits raises :class:`~django_keyval.exceptions.CounterOverflowError`.
         Either way the stored value is unchanged.
         """
@@ -413,12 +418,17 @@ class KeyVal(AsyncMethods):
             raise operations.overflow_error(delta)
         while True:
             now = _now(connection)
-            result = operations.incr(connection, self._name, key, delta, now)
+            if create:
+                result = operations.incr(connection, self._name, key, delta, now)
+            else:
+                result = operations.incr_existing(connection, self._name, key, delta, now)
             if result is not None:
                 return result
             # Nothing changed: find out why, with the value as it is now.
             row = operations.get(connection, self._name, key)
             if row is None:
+                if not create:
+                    raise self._missing(key)
                 continue  # deleted meanwhile: start again from 0
             if row[2] != INTEGER_FORMAT:
                 what = "is not an integer"
@@ -427,13 +437,53 @@ class KeyVal(AsyncMethods):
                         # Stored pickled: it does not fit the integer column.
                         what = "is an integer outside the signed 64-bit range incr works in"
                 raise NotAnIntegerError(f"the value of key {key!r} in store {self._name!r} {what}")
+            if not create and INT64_MIN <= row[1] + delta <= INT64_MAX:
+                continue  # changed meanwhile (expired, or set again): try again
             raise operations.overflow_error(delta)
 
-    def decr(self, key: str, delta: int = 1) -> int:
+    def decr(self, key: str, delta: int = 1, *, create: bool = True) -> int:
         """Subtract ``delta`` from the integer value of ``key``; see :meth:`incr`."""
         if type(delta) is not int:
             raise ArgumentTypeError(f"delta must be an int, not {type(delta).__name__}")
-        return self.incr(key, -delta)
+        return self.incr(key, -delta, create=create)
+
+    def trim(
+        self,
+        max_entries: int,
+        cull_frequency: int = 3,
+        spare_since: datetime.datetime | None = None,
+    ) -> int:
+        """Keep this store at ``max_entries`` pairs or fewer; return how many pairs were deleted.
+
+        When the store holds more rows than ``max_entries`` (expired ones
+        count), its expired pairs are deleted first; if that is not enough,
+        ``1/cull_frequency`` of the rest go (``0``: all of them), those that
+        expire soonest first and pairs without expiry last. Pairs written at
+        or after ``spare_since`` (an aware datetime) are never deleted: a
+        writer passes the time it started, so its own pairs stay. Only this
+        store is counted and trimmed; one ``COUNT`` query when nothing is
+        to be done.
+        """
+        for name, number in (("max_entries", max_entries), ("cull_frequency", cull_frequency)):
+            if type(number) is not int:
+                raise ArgumentTypeError(f"{name} must be an int, not {type(number).__name__}")
+        if cull_frequency < 0:
+            raise InvalidKeyError(f"cull_frequency must be 0 or more, not {cull_frequency}")
+        connection, operations = self._database(write=True)
+        rows = operations.count_rows(connection, self._name)
+        if rows <= max_entries:
+            return 0
+        now = timezone.now()
+        adapt = connection.ops.adapt_datetimefield_value
+        deleted = operations.delete_expired_of_store(connection, self._name, adapt(now))
+        remaining = rows - deleted
+        if remaining <= max_entries:
+            return deleted
+        count = remaining if cull_frequency == 0 else remaining // cull_frequency
+        if count:
+            spare = adapt(now if spare_since is None else spare_since)
+            deleted += operations.delete_soonest_expiring(connection, self._name, count, spare)
+        return deleted
 
     # -- many keys -----------------------------------------------------------------
 
@@ -446,15 +496,42 @@ class KeyVal(AsyncMethods):
             validate_key(key)
         return sorted(set(key_list))
 
-    def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
-        """Return ``{key: value}`` for those of ``keys`` that exist, in one query per 1000 keys."""
+    def get_many(self, keys: Iterable[str], *, delete_expired: bool = False) -> dict[str, Any]:
+        """Return ``{key: value}`` for those of ``keys`` that exist, in one query per 1000 keys.
+
+        With ``delete_expired``, the expired pairs found among ``keys`` are
+        deleted too, in one more statement when there are any (as Django's
+        database cache does when it reads them).
+        """
         key_list = self._keys_list(keys)
         connection, operations = self._database(write=False)
         if not key_list:
             return {}
-        rows = operations.get_many(connection, self._name, key_list, _now(connection))
+        if delete_expired:
+            rows = self._get_many_deleting_expired(connection, operations, key_list)
+        else:
+            rows = operations.get_many(connection, self._name, key_list, _now(connection))
         found = {key: self._decode(key, data, integer, fmt) for key, data, integer, fmt in rows}
         return {key: found[key] for key in key_list if key in found}
+
+    def _get_many_deleting_expired(
+        self, connection: BaseDatabaseWrapper, operations: BaseOperations, key_list: list[str]
+    ) -> list[tuple[Any, ...]]:
+        live: list[tuple[Any, ...]] = []
+        expired: list[str] = []
+        for key, data, integer, fmt, expires in operations.get_many_with_expiry(
+            connection, self._name, key_list
+        ):
+            if expires is None or operations.is_live(connection, expires):
+                live.append((key, data, integer, fmt))
+            else:
+                expired.append(key)
+        if expired:
+            write_connection, write_operations = self._database(write=True)
+            write_operations.delete_expired_keys(
+                write_connection, self._name, expired, _now(write_connection)
+            )
+        return live
 
     def set_many(self, mapping: Mapping[str, Any], timeout: Timeout = None) -> None:
         """Store every pair of ``mapping``, all or none, in one transaction.
@@ -476,7 +553,12 @@ class KeyVal(AsyncMethods):
         if not rows:
             return
         rows.sort(key=lambda row: row[1])  # one lock order for every caller: no deadlocks
-        operations.in_transaction(connection, lambda: operations.set_many(connection, rows, db_now))
+        _in_one_statement_or_transaction(
+            connection,
+            operations,
+            lambda: operations.set_many(connection, rows, db_now),
+            single=_counts_one(operations.row_batches(rows)),
+        )
         if expires is not None:
             _cull_on_write(connection, operations, db_now)
 
@@ -486,9 +568,11 @@ class KeyVal(AsyncMethods):
         connection, operations = self._database(write=True)
         if not key_list:
             return 0
-        return operations.in_transaction(
+        return _in_one_statement_or_transaction(
             connection,
+            operations,
             lambda: operations.delete_many(connection, self._name, key_list, _now(connection)),
+            single=_counts_one(operations.batches(key_list, 1)),
         )
 
     # -- listing ---------------------------------------------------------------------
@@ -627,6 +711,27 @@ def _database(using: str | None, write: bool) -> tuple[BaseDatabaseWrapper, Base
         using = router.db_for_write(model) if write else router.db_for_read(model)
     connection = connections[using]
     return connection, operations_for(connection)
+
+
+def _counts_one(batches: Iterable[Any]) -> bool:
+    """Return whether ``batches`` holds a single batch."""
+    return sum(1 for _ in batches) == 1
+
+
+def _in_one_statement_or_transaction(
+    connection: BaseDatabaseWrapper,
+    operations: BaseOperations,
+    function: Callable[[], _T],
+    single: bool,
+) -> _T:
+    """Call ``function``, in a transaction unless it sends a ``single`` statement.
+
+    One statement is atomic by itself: the transaction would only add the
+    queries that open and close it.
+    """
+    if single:
+        return function()
+    return operations.in_transaction(connection, function)
 
 
 def _now(connection: BaseDatabaseWrapper) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from django.db import DatabaseError, transaction
@@ -87,6 +87,7 @@ class BaseOperations:
         self.sql_flush = f"DELETE FROM {table} WHERE {store} = %s"
         self.sql_flush_all = f"DELETE FROM {table}"
         self.build_vendor_statements()
+        self.build_bounded_store_statements()
         features = connection.features
         # Rows per multi-row statement: as many as the parameter limit allows.
         self.max_params = getattr(features, "max_query_params", None) or 10000
@@ -105,7 +106,9 @@ class BaseOperations:
         """
         return False
 
-    def execute(self, cursor: Any, sql: str, params: Sequence[Any] | None = None) -> None:
+    def execute(
+        self, cursor: Any, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+    ) -> None:
         """Run one statement; outside a transaction, again after a transient error."""
         try:
             cursor.execute(sql, params)
@@ -443,3 +446,112 @@ class BaseOperations:
         return CounterOverflowError(
             f"adding {delta} would take the counter outside the signed 64-bit range"
         )
+
+    # -- bounded stores and strict counters (the cache backend's needs) ------
+
+    def build_bounded_store_statements(self) -> None:
+        """Build the statements that keep a store under a number of pairs, and ``incr_existing``."""
+        t, store, key, expires = self.table, self.store, self.key, self.expires
+        self.sql_count_rows = f"SELECT COUNT(*) FROM {t} WHERE {store} = %(store)s"
+        self.sql_delete_expired_of_store = (
+            f"DELETE FROM {t} WHERE {store} = %(store)s AND {expires} <= %(now)s"
+        )
+        # Soonest to expire first (pairs without expiry last): they were
+        # closest to going anyway. Pairs written since ``spare_since`` stay.
+        self.trim_order = f"({expires} IS NULL), {expires}, {key}"
+        self.sql_delete_soonest_expiring = (
+            f"DELETE FROM {t} WHERE {self.id} IN (SELECT {self.id} FROM {t} "
+            f"WHERE {store} = %(store)s AND {self.updated} < %(spare_since)s "
+            f"ORDER BY {self.trim_order} LIMIT %(count)s)"
+        )
+        self.sql_incr_existing_update = (
+            f"UPDATE {t} SET {self.integer} = {self.integer} + %(delta)s, "
+            f"{self.version} = {self.version} + 1, {self.updated} = %(now)s "
+            f"WHERE {store} = %(store)s AND {key} = %(key)s AND ({expires} IS NULL OR "
+            f"{expires} > %(now)s) AND {self.format} = 'int' "
+            f"AND {self.integer} BETWEEN %(low)s AND %(high)s"
+        )
+        self.sql_incr_existing = f"{self.sql_incr_existing_update} RETURNING {self.integer}"
+
+    def count_rows(self, connection: BaseDatabaseWrapper, store: str) -> int:
+        """Return the number of rows of ``store``, expired ones included."""
+        with connection.cursor() as cursor:
+            self.execute(cursor, self.sql_count_rows, {"store": store})
+            return int(cursor.fetchone()[0])
+
+    def delete_expired_of_store(self, connection: BaseDatabaseWrapper, store: str, now: Any) -> int:
+        """Delete the expired rows of ``store`` (no other store's); return how many."""
+        with connection.cursor() as cursor:
+            self.execute(cursor, self.sql_delete_expired_of_store, {"store": store, "now": now})
+            return int(cursor.rowcount)
+
+    def delete_soonest_expiring(
+        self, connection: BaseDatabaseWrapper, store: str, count: int, spare_since: Any
+    ) -> int:
+        """Delete up to ``count`` rows of ``store`` written before ``spare_since``; return how many.
+
+        Those that expire soonest go first, pairs without expiry last.
+        """
+        params = {"store": store, "count": count, "spare_since": spare_since}
+        with connection.cursor() as cursor:
+            self.execute(cursor, self.sql_delete_soonest_expiring, params)
+            return int(cursor.rowcount)
+
+    def incr_existing(
+        self, connection: BaseDatabaseWrapper, store: str, key: str, delta: int, now: Any
+    ) -> int | None:
+        """Add ``delta`` to a live integer pair, in one statement.
+
+        Return the new value, or ``None`` when nothing changed: the pair is
+        missing or expired, its value is not an integer, or the result would
+        overflow.
+        """
+        with connection.cursor() as cursor:
+            self.execute(cursor, self.sql_incr_existing, self.incr_params(store, key, delta, now))
+            row = cursor.fetchone()
+        return None if row is None else int(row[0])
+
+    @staticmethod
+    def incr_params(store: str, key: str, delta: int, now: Any) -> dict[str, Any]:
+        """Parameters of ``incr_existing``: the bounds keep the sum inside 64 bits."""
+        low = INT64_MIN - min(delta, 0)
+        high = INT64_MAX - max(delta, 0)
+        return {"store": store, "key": key, "delta": delta, "now": now, "low": low, "high": high}
+
+    def get_many_with_expiry(
+        self, connection: BaseDatabaseWrapper, store: str, keys: Sequence[str]
+    ) -> list[tuple[str, Any, Any, str, Any]]:
+        """Return ``(key, value, integer, serializer, expires_at)`` for each row among ``keys``.
+
+        Expired rows are included, for the caller to tell and delete.
+        """
+        rows: list[tuple[str, Any, Any, str, Any]] = []
+        with connection.cursor() as cursor:
+            for batch in self.batches(keys, 1, extra=1):
+                marks = ", ".join(["%s"] * len(batch))
+                self.execute(
+                    cursor,
+                    f"SELECT {self.key}, {self.value}, {self.integer}, {self.format}, "
+                    f"{self.expires} FROM {self.table} "
+                    f"WHERE {self.store} = %s AND {self.key} IN ({marks})",
+                    (store, *batch),
+                )
+                rows.extend(cursor.fetchall())
+        return rows
+
+    def delete_expired_keys(
+        self, connection: BaseDatabaseWrapper, store: str, keys: Sequence[str], now: Any
+    ) -> int:
+        """Delete those of ``keys`` whose pair has expired (not one set again); return how many."""
+        deleted = 0
+        with connection.cursor() as cursor:
+            for batch in self.batches(keys, 1):
+                marks = ", ".join(["%s"] * len(batch))
+                self.execute(
+                    cursor,
+                    f"DELETE FROM {self.table} WHERE {self.store} = %s "
+                    f"AND {self.key} IN ({marks}) AND {self.expires} <= %s",
+                    (store, *batch, now),
+                )
+                deleted += cursor.rowcount
+        return deleted

@@ -90,6 +90,38 @@ class MariaDBOperations(BaseOperations):
         # pairs took 45 s. The hint makes it a range scan of (store, key).
         self.page_source = f"{t} FORCE INDEX ({self.key_index})"
 
+    def build_bounded_store_statements(self) -> None:
+        """MariaDB refuses ``LIMIT`` in an ``IN`` subquery; a single-table ``DELETE`` takes it."""
+        super().build_bounded_store_statements()
+        self.sql_delete_soonest_expiring = (
+            f"DELETE FROM {self.table} WHERE {self.store} = %(store)s "
+            f"AND {self.updated} < %(spare_since)s ORDER BY {self.trim_order} LIMIT %(count)s"
+        )
+        self.sql_incr_existing_select = (
+            f"SELECT {self.integer} FROM {self.table} WHERE {self.store} = %(store)s "
+            f"AND {self.key} = %(key)s"
+        )
+
+    def incr_existing(
+        self, connection: BaseDatabaseWrapper, store: str, key: str, delta: int, now: Any
+    ) -> int | None:
+        """MariaDB has no ``UPDATE ... RETURNING``: update, then read the row it holds locked.
+
+        Both run in one transaction, so no other writer can change the value
+        between them.
+        """
+        params = self.incr_params(store, key, delta, now)
+
+        def update_then_read() -> int | None:
+            with connection.cursor() as cursor:
+                self.execute(cursor, self.sql_incr_existing_update, params)
+                if cursor.rowcount != 1:
+                    return None
+                self.execute(cursor, self.sql_incr_existing_select, params)
+                return int(cursor.fetchone()[0])
+
+        return self.in_transaction(connection, update_then_read)
+
     def wire_row(self, row: Sequence[Any]) -> tuple[str, Sequence[Any]]:
         """Send a value over :data:`BASE64_ABOVE` bytes base64-encoded."""
         data = row[2]
