@@ -384,3 +384,23 @@ def read_and_write(index: int, store_name: str, key: str) -> dict[str, Any]:
     value = kv.get(f"{key}-{index}")
     count = kv.count()
     return {"seconds": time.monotonic() - started, "value": value, "count": count}
+
+
+# -- the cache backend ---------------------------------------------------------------------
+
+
+def _keyval_cache(store_name: str) -> Any:
+    from django_keyval.cache import KeyValCache
+
+    return KeyValCache(store_name, {"TIMEOUT": None})
+
+
+def cache_incr(index: int, store_name: str, key: str, times: int) -> list[int]:
+    """``KeyValCache.incr`` one key ``times`` times; return every result."""
+    cache = _keyval_cache(store_name)
+    return [cache.incr(key) for _ in range(times)]
+
+
+def cache_add(index: int, store_name: str, key: str) -> bool:
+    """``KeyValCache.add`` one key with this child's index; return whether it was stored."""
+    return bool(_keyval_cache(store_name).add(key, index))

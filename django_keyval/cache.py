@@ -1,0 +1,323 @@
+"""``KeyValCache``: Django's cache API on a store, in the project's own database.
+
+::
+
+    CACHES = {
+        "default": {
+            "BACKEND": "django_keyval.cache.KeyValCache",
+            "LOCATION": "cache",  # the store the cache keeps its pairs in
+        }
+    }
+
+It needs no table of its own (no ``createcachetable``): its pairs are rows of
+the store ``LOCATION``, written as :class:`~django_keyval.models.KeyVal`
+writes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from asgiref.sync import sync_to_async
+from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connections
+from django.utils import timezone
+
+from .exceptions import DeserializationError, KeyNotFoundError, SerializationError
+
+if TYPE_CHECKING:
+    from .store import KeyVal
+
+__all__ = ["MAX_TIMEOUT", "KeyValCache", "stored_key"]
+
+logger = logging.getLogger("django_keyval.cache")
+
+#: Timeouts longer than this (about 1000 years) are stored as "never expires".
+MAX_TIMEOUT = 1000 * 365 * 24 * 3600
+
+#: The characters of a long key kept, readable, before its digest.
+KEPT_KEY_CHARACTERS = 400
+DIGEST_MARKER = "#sha256="
+
+# What the store cannot hold in a key: NUL, and lone surrogates (not UTF-8).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+_OPTIONS = frozenset({"MAX_ENTRIES", "CULL_FREQUENCY", "DATABASE"})
+
+
+def stored_key(cache_key: str) -> str:
+    """Return the store key that holds ``cache_key`` (the key after ``KEY_PREFIX`` and version).
+
+    A key the store can hold is used as it is. One longer than 500
+    characters, or holding a NUL or a lone surrogate, becomes its first 400
+    characters (those the store can hold), ``#sha256=`` and the SHA-256
+    digest of the whole key in hex: at most 472 characters, the same every
+    time, and distinct for distinct keys short of a SHA-256 collision.
+    """
+    # Imported here: this module must import before the app registry is
+    # ready (Django may load a cache backend early), and models cannot.
+    from .models import MAX_KEY_LENGTH
+
+    if len(cache_key) <= MAX_KEY_LENGTH and not _UNSTORABLE.search(cache_key):
+        return cache_key
+    digest = hashlib.sha256(cache_key.encode("utf-8", "surrogatepass")).hexdigest()
+    kept = _UNSTORABLE.sub("", cache_key[:KEPT_KEY_CHARACTERS])
+    return f"{kept}{DIGEST_MARKER}{digest}"
+
+
+@contextmanager
+def _pickling_errors() -> Iterator[None]:
+    """Raise what pickling raised (``pickle.PickleError``...), as Django's cache backends do."""
+    try:
+        yield
+    except SerializationError as error:
+        if error.__cause__ is None:
+            raise
+        raise error.__cause__ from None
+
+
+class KeyValCache(BaseCache):
+    """A Django cache backend that keeps its pairs in the store named by ``LOCATION``.
+
+    ``OPTIONS``:
+
+    ``MAX_ENTRIES`` (default 300)
+        The most pairs the store keeps. A write that adds a new key counts
+        the store's rows; when there are more than ``MAX_ENTRIES``, the
+        store's expired pairs are deleted, then, if still needed,
+        ``1/CULL_FREQUENCY`` of the others, soonest to expire first. The
+        pairs of the write itself stay. ``None``: never count or cull.
+    ``CULL_FREQUENCY`` (default 3)
+        The fraction deleted as above; ``0`` deletes every other pair.
+    ``DATABASE``
+        The database alias to use; without it the database routers decide,
+        as for :class:`~django_keyval.models.KeyVal`.
+
+    Values are written as the store writes them: ``int`` values in the
+    integer column (so :meth:`incr` happens in SQL), everything else as a
+    signed pickle. A pair whose bytes fail their signature check (a row
+    forged in the table, or written under another ``SECRET_KEY``) is never
+    unpickled: it reads as a miss, is deleted, and a warning is logged on
+    the ``django_keyval.cache`` logger.
+    """
+
+    def __init__(self, location: str, params: dict[str, Any]) -> None:
+        options = params.get("OPTIONS", {})
+        unknown = sorted(set(options) - _OPTIONS)
+        if unknown:
+            raise ImproperlyConfigured(
+                f"KeyValCache OPTIONS accept {', '.join(sorted(_OPTIONS))}; "
+                f"unknown: {', '.join(unknown)}"
+            )
+        max_entries = options.get("MAX_ENTRIES", 300)
+        if max_entries is not None:
+            params = {**params, "OPTIONS": {**options, "MAX_ENTRIES": max_entries}}
+        super().__init__(params)
+        if max_entries is None:
+            self._max_entries = None  # type: ignore[assignment]
+        if self._cull_frequency < 0:
+            raise ImproperlyConfigured(
+                f"KeyValCache OPTIONS['CULL_FREQUENCY'] must be 0 or more, "
+                f"not {self._cull_frequency}"
+            )
+        if not location or not isinstance(location, str):
+            raise ImproperlyConfigured(
+                "KeyValCache needs LOCATION: the name of the store to keep the cache in"
+            )
+        alias = options.get("DATABASE")
+        if alias is not None and alias not in connections.settings:
+            raise ImproperlyConfigured(
+                f"KeyValCache OPTIONS['DATABASE'] names {alias!r}, which is not in DATABASES"
+            )
+        self._location = location
+        self._alias = alias
+        self._store: KeyVal | None = None
+
+    @property
+    def store(self) -> KeyVal:
+        """The :class:`~django_keyval.models.KeyVal` this cache keeps its pairs in."""
+        if self._store is None:
+            # Imported here, not at the top: Django may import a cache
+            # backend before the app registry is ready to define models.
+            from .store import KeyVal
+
+            # The cache's values are always signed pickles, whatever
+            # KEYVAL_SERIALIZER says: responses and querysets are not JSON.
+            self._store = KeyVal(self._location, using=self._alias, serializer="pickle")
+        return self._store
+
+    # -- keys and timeouts ---------------------------------------------------
+
+    def _key(self, key: Any, version: int | None) -> str:
+        return stored_key(self.make_and_validate_key(key, version=version))
+
+    def _timeout(self, timeout: Any) -> float | None:
+        """Return the timeout in seconds for the store: ``None`` never, 0 already expired."""
+        if timeout is DEFAULT_TIMEOUT:
+            timeout = self.default_timeout
+        if timeout is None:
+            return None
+        seconds = float(timeout)
+        if seconds > MAX_TIMEOUT:
+            return None
+        return max(0.0, seconds)
+
+    def _trim(self, spare_since: Any) -> None:
+        if self._max_entries is not None:
+            self.store.trim(self._max_entries, self._cull_frequency, spare_since)
+
+    # -- reads ----------------------------------------------------------------
+
+    def get(self, key: Any, default: Any = None, version: int | None = None) -> Any:
+        """Fetch a given key from the cache; return ``default`` if it is missing."""
+        stored = self._key(key, version)
+        try:
+            return self.store.get_default(stored, default)
+        except DeserializationError as error:
+            self._forget_undecodable(stored, error)
+            return default
+
+    def get_many(self, keys: Iterable[Any], version: int | None = None) -> dict[Any, Any]:
+        """Fetch many keys in one query; return a dict of those found.
+
+        Expired pairs met among them are deleted (one more statement).
+        """
+        by_stored = {self._key(key, version): key for key in keys}
+        if not by_stored:
+            return {}
+        try:
+            found = self.store.get_many(by_stored, delete_expired=True)
+        except DeserializationError:
+            # Rare: read them one by one, so the others still count as hits.
+            missing = object()
+            found = {}
+            for stored in by_stored:
+                value = self.get(by_stored[stored], missing, version)
+                if value is not missing:
+                    found[stored] = value
+        return {by_stored[stored]: value for stored, value in found.items()}
+
+    def has_key(self, key: Any, version: int | None = None) -> bool:
+        """Return whether the key is in the cache and has not expired."""
+        return self.store.exists(self._key(key, version))
+
+    def _forget_undecodable(self, stored: str, error: Exception) -> None:
+        logger.warning(
+            "KeyValCache %r: treating key %r as a miss: %s", self._location, stored, error
+        )
+        self.store.delete(stored, ignore_keyerror=True)
+
+    # -- writes ------------------------------------------------------------------
+
+    def set(
+        self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> None:
+        """Set a value in the cache, for ``timeout`` seconds (``None``: forever)."""
+        stored = self._key(key, version)
+        seconds = self._timeout(timeout)
+        if seconds == 0:
+            # Expired at once: the pair must go, not be rewritten as garbage.
+            self.store.delete(stored, ignore_keyerror=True)
+            return
+        started = timezone.now()
+        with _pickling_errors():
+            created = self.store.set(stored, value, seconds)
+        if created:
+            self._trim(started)
+
+    def add(
+        self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> bool:
+        """Set a value unless the key is in the cache; return whether it was stored."""
+        stored = self._key(key, version)
+        started = timezone.now()
+        with _pickling_errors():
+            added = self.store.add(stored, value, self._timeout(timeout))
+        if added:
+            self._trim(started)
+        return added
+
+    def set_many(
+        self, data: Mapping[Any, Any], timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> list[Any]:
+        """Set many values in one statement (per 1000 keys); return ``[]``: none fails alone."""
+        mapping = {self._key(key, version): value for key, value in data.items()}
+        if not mapping:
+            return []
+        seconds = self._timeout(timeout)
+        if seconds == 0:
+            self.store.delete_many(mapping)
+            return []
+        started = timezone.now()
+        with _pickling_errors():
+            self.store.set_many(mapping, seconds)
+        self._trim(started)
+        return []
+
+    def touch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
+        """Give the key a new timeout; return ``False`` if it is not in the cache."""
+        return self.store.touch(self._key(key, version), self._timeout(timeout))
+
+    def delete(self, key: Any, version: int | None = None) -> bool:
+        """Delete a key; return whether it was in the cache."""
+        return self.store.delete(self._key(key, version), ignore_keyerror=True)
+
+    def delete_many(self, keys: Iterable[Any], version: int | None = None) -> None:
+        """Delete many keys in one statement (per 1000 keys)."""
+        stored = [self._key(key, version) for key in keys]
+        if stored:
+            self.store.delete_many(stored)
+
+    def clear(self) -> None:
+        """Delete every pair of this cache's store, and nothing else."""
+        self.store.flush()
+
+    def incr(self, key: Any, delta: int = 1, version: int | None = None) -> int:
+        """Add ``delta`` to an integer value in one SQL statement; return the new value.
+
+        Raise ``ValueError`` if the key is not in the cache and ``TypeError``
+        if its value is not an integer. The pair keeps its expiry.
+        """
+        stored = self._key(key, version)
+        try:
+            return self.store.incr(stored, delta, create=False)
+        except KeyNotFoundError:
+            raise ValueError(f"Key {key!r} not found.") from None
+
+    def decr(self, key: Any, delta: int = 1, version: int | None = None) -> int:
+        """Subtract ``delta``; see :meth:`incr`."""
+        return self.incr(key, -delta, version)
+
+    # -- async: one thread hop per call, not one per key -----------------------
+
+    async def aget_many(self, keys: Iterable[Any], version: int | None = None) -> dict[Any, Any]:
+        """Async :meth:`get_many`."""
+        return await sync_to_async(self.get_many, thread_sensitive=True)(list(keys), version)
+
+    async def ahas_key(self, key: Any, version: int | None = None) -> bool:
+        """Async :meth:`has_key`."""
+        return await sync_to_async(self.has_key, thread_sensitive=True)(key, version)
+
+    async def aset_many(
+        self, data: Mapping[Any, Any], timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> list[Any]:
+        """Async :meth:`set_many`."""
+        return await sync_to_async(self.set_many, thread_sensitive=True)(data, timeout, version)
+
+    async def adelete_many(self, keys: Iterable[Any], version: int | None = None) -> None:
+        """Async :meth:`delete_many`."""
+        await sync_to_async(self.delete_many, thread_sensitive=True)(list(keys), version)
+
+    async def aincr(self, key: Any, delta: int = 1, version: int | None = None) -> int:
+        """Async :meth:`incr`: still one SQL statement, never lost under concurrency."""
+        return await sync_to_async(self.incr, thread_sensitive=True)(key, delta, version)
+
+    async def adecr(self, key: Any, delta: int = 1, version: int | None = None) -> int:
+        """Async :meth:`decr`."""
+        return await sync_to_async(self.decr, thread_sensitive=True)(key, delta, version)
