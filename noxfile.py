@@ -4,6 +4,9 @@
                             KEYVAL_TEST_DB=postgresql|mysql is passed through)
     nox -s build            build sdist and wheel, install each in a fresh venv
     nox -s lint             ruff and mypy
+    nox -s django_cache_suite
+                            Django's own cache tests against KeyValCache, for
+                            each Django release series (KEYVAL_TEST_DB too)
 
 The interpreters are looked up as python3.10 ... python3.13 on PATH.
 """
@@ -46,6 +49,23 @@ def tests(session: nox.Session, django: str) -> None:
     session.install(f".[{extras}]", f"Django~={django}.0")
     session.run("python", "-m", "django", "--version")
     session.run("python", "runtests.py", *session.posargs)
+
+
+# Django's cache tests for each release series: the newest Python each supports.
+CACHE_SUITE = [("3.12", "5.2"), ("3.12", "6.0"), ("3.12", "6.1")]
+
+
+@nox.session
+@nox.parametrize(
+    "python,django",
+    CACHE_SUITE,
+    ids=[f"django{django}" for _, django in CACHE_SUITE],
+)
+def django_cache_suite(session: nox.Session, django: str) -> None:
+    """Run Django's BaseCacheTests against KeyValCache (python -m tests.django_suite)."""
+    extras = "test,mysql" if session.env.get("KEYVAL_TEST_DB") == "mysql" else "test"
+    session.install(f".[{extras}]", f"Django~={django}.0")
+    session.run("python", "-m", "tests.django_suite", *session.posargs)
 
 
 @nox.session(python="3.12")
