@@ -21,6 +21,7 @@ import hmac
 import json
 import math
 import pickle
+import sys
 from functools import cache, lru_cache
 from typing import Any, Protocol, runtime_checkable
 
@@ -163,8 +164,21 @@ def _json_problem(value: Any) -> tuple[str, type[Exception], str] | None:
     # Exact types: a subclass (an IntEnum, a SafeString) would come back as
     # its plain base type, a tuple as a list, an int dict key as a str.
     value_type = type(value)
-    if value is None or value_type is str or value_type is int or value_type is bool:
+    if value is None or value_type is str or value_type is bool:
         return None
+    if value_type is int:
+        limit = sys.get_int_max_str_digits()
+        # Python refuses to turn an int of more than ``limit`` digits into
+        # text (or back), so json.dumps() would fail on it. Fewer than
+        # 3 * limit bits always means fewer digits, so the exact check is rare.
+        if not limit or value.bit_length() <= 3 * limit or abs(value) < 10**limit:
+            return None
+        return (
+            "",
+            ValueError,
+            f"is an int of more than {limit} digits, which Python will not turn into "
+            "text (see sys.set_int_max_str_digits())",
+        )
     if value_type is float:
         if math.isfinite(value):
             return None
@@ -197,7 +211,8 @@ def check_json_value(value: Any) -> None:
     and dicts (with ``str`` keys) of those, of exactly these types: JSON
     would quietly turn a tuple into a list, an ``int`` dict key into a
     ``str`` and an ``IntEnum`` into an ``int``. Raises ``TypeError`` (a type
-    JSON lacks) or ``ValueError`` (NaN, an infinity) naming where in
+    JSON lacks) or ``ValueError`` (NaN, an infinity, an ``int`` of more
+    digits than ``sys.get_int_max_str_digits()``) naming where in
     ``value`` the problem is, for example ``value[2]['a']``; a value nested
     too deeply to walk raises ``RecursionError``.
     """

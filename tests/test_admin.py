@@ -464,6 +464,24 @@ class ReadOnlyValueTests(AdminTestCase):
                     self.assertIs(type(stored), type(value))
                 self.assertEqual(kv.expires_at(key), expires)
 
+    def test_an_int_too_long_for_text_is_shown_and_kept(self) -> None:
+        huge = 7 * 10**5000  # more digits than Python turns into text by default
+        KeyVal("s").set("huge", huge)
+        KeyVal("s").set("in a list", [huge])
+        for key in ("huge", "in a list"):
+            with self.subTest(key):
+                url = change_url(pair("s", key))
+                response = self.client.get(url)
+                self.assertContains(response, "Exceeds the limit (4300 digits)")
+                self.assertTrue(response.context["adminform"].form.fields["value_json"].disabled)
+                response = self.client.post(url, {"value_json": "1", **split_datetime(None)})
+                self.assertRedirects(response, CHANGELIST)
+        response = self.client.get(CHANGELIST)
+        self.assertContains(response, "repr() failed: ValueError", count=2)
+        self.assertEqual(
+            KeyVal("s").get_many(["huge", "in a list"]), {"huge": huge, "in a list": [huge]}
+        )
+
     def test_the_full_value_is_pretty_printed(self) -> None:
         KeyVal("s").set("set", set(range(40)))
         response = self.client.get(change_url(pair("s", "set")))

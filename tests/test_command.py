@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from contextlib import suppress
 from io import BytesIO, StringIO, TextIOWrapper
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,12 @@ def bar(verb: str, percent: int, done: str) -> str:
     """A progress line as the command draws it: 30 characters of bar, then the figures."""
     filled = percent * 30 // 100
     return f"\r{verb} [{'#' * filled}{'.' * (30 - filled)}] {percent:3d}% {done} pairs"
+
+
+def close_quietly(stream: Any) -> None:
+    """Close ``stream``; a write failed, so the flush on closing may fail again."""
+    with suppress(OSError):
+        stream.close()
 
 
 def run(*args: str, **options: Any) -> str:
@@ -272,6 +279,45 @@ class KeyCommandTests(TestCase):
         with self.assertRaisesMessage(CommandError, "the value is a set"):
             run("-c", "pop", "-n", "s", "-k", "k", "--json")
         self.assertEqual(KeyVal("s").get("k"), {1, 2})
+
+    def test_pop_that_cannot_be_written_keeps_the_pair(self) -> None:
+        KeyVal("s").set("k", "café", timeout=3600)
+        expires = KeyVal("s").expires_at("k")
+        outputs: list[tuple[str, Any]] = [
+            ("an encoding without é", lambda: TextIOWrapper(BytesIO(), encoding="ascii")),
+        ]
+        if os.path.exists("/dev/full"):
+            outputs.append(("a full disk", lambda: open("/dev/full", "w")))  # noqa: SIM115
+        for what, make_output in outputs:
+            for json_option in ([], ["--json"]):
+                stdout = make_output()
+                # Closing flushes what the failed write left behind: it fails again.
+                self.addCleanup(close_quietly, stdout)
+                with self.subTest(what, json=json_option):
+                    with self.assertRaisesMessage(CommandError, "cannot write the value"):
+                        call_command(
+                            "keyval",
+                            *["-c", "pop", "-n", "s", "-k", "k", *json_option],
+                            stdout=stdout,
+                            stderr=StringIO(),
+                        )
+                    self.assertEqual(KeyVal("s").get("k"), "café")
+                    self.assertEqual(KeyVal("s").expires_at("k"), expires)
+        self.assertEqual(run("-c", "pop", "-n", "s", "-k", "k"), "café\n")
+        self.assertFalse(KeyVal("s").exists("k"))
+
+    def test_an_int_too_long_to_show_is_an_error_and_pop_keeps_it(self) -> None:
+        huge = 7 * 10**5000  # more digits than Python turns into text by default
+        KeyVal("s").set("k", huge)
+        for command in ("get", "pop"):
+            with (
+                self.subTest(command),
+                self.assertRaisesMessage(
+                    CommandError, "cannot show the value (a int): Exceeds the limit"
+                ),
+            ):
+                run("-c", command, "-n", "s", "-k", "k")
+        self.assertEqual(KeyVal("s").get("k"), huge)
 
     def test_incr_and_decr(self) -> None:
         self.assertEqual(run("-c", "incr", "-n", "s", "-k", "n"), "1\n")

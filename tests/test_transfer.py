@@ -506,6 +506,23 @@ class RoundTripTests(TestCase):
         restored = KeyVal("s").get("cycle")
         self.assertIs(restored[0], restored)
 
+    def test_roundtrip_of_ints_too_long_for_text(self) -> None:
+        # More digits than Python turns into text: JSON cannot carry them,
+        # so they go as pickles, and the rest of the export goes on.
+        huge = 7 * 10**5000
+        KeyVal("s").set("huge", huge)
+        KeyVal("s").set("in a list", [1, -huge])
+        KeyVal("s").set("plain", 1)
+        before = rows()
+        lines = export()
+        self.assertEqual([line["key"] for line in lines], ["huge", "in a list", "plain"])
+        self.assertEqual(["pickle" in line for line in lines], [True, True, False])
+        KeyVal.flush_all()
+        import_lines([json.dumps(line) for line in lines])
+        self.assertEqual(rows(), before)
+        self.assertEqual(KeyVal("s").get("huge"), huge)
+        self.assertEqual(KeyVal("s").get("in a list"), [1, -huge])
+
     def test_custom_serializer_rows(self) -> None:
         dotted = "tests.helpers.ReversedJSONSerializer"
         with override_settings(KEYVAL_SERIALIZER=dotted):

@@ -16,11 +16,12 @@ from django.core.management.base import (
     CommandParser,
     DjangoHelpFormatter,
 )
-from django.db import connections
+from django.db import connections, router, transaction
 
 from ...exceptions import KeyValError
 from ...models import KeyVal
 from ...serializers import is_exact_json, parse_json
+from ...store import get_model_class
 from ...streams import CountedLines, ProgressBar, file_size, write_lines, write_lines_to_file
 from ...transfer import count_pairs, export_lines, import_lines
 
@@ -85,6 +86,20 @@ OPTIONS: dict[str, tuple[str, Any]] = {
 
 class _HelpFormatter(DjangoHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Django's option order, with the description's line breaks kept."""
+
+
+def _discard_process_stdout(stream: Any) -> None:
+    """Point the process's stdout at /dev/null after a write to it (as ``stream``) failed.
+
+    What the failed write left in its buffer is flushed again at exit;
+    without this, that fails again, with a second error after the
+    ``CommandError``. Another stream (``call_command(stdout=...)``) is left
+    alone.
+    """
+    with suppress(OSError, ValueError):  # io.UnsupportedOperation is both
+        if stream.fileno() == sys.stdout.fileno():
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
 
 
 class Command(BaseCommand):
@@ -190,21 +205,45 @@ class Command(BaseCommand):
         if self.verbosity >= 1:
             self.stdout.write(message)
 
+    def render_value(self, value: Any, as_json: bool) -> str:
+        """Return a value as printed: a str as it is, JSON with ``--json``, else its repr().
+
+        Raise ``CommandError`` for a value that cannot be shown that way.
+        """
+        try:
+            if as_json:
+                if not is_exact_json(value):
+                    raise CommandError(
+                        f"the value is a {type(value).__name__}, which JSON cannot show; "
+                        "leave out --json to see its repr()"
+                    )
+                return json.dumps(value, ensure_ascii=False)
+            return value if isinstance(value, str) else repr(value)
+        except ValueError as error:
+            # An int of more digits than Python turns into text
+            # (sys.get_int_max_str_digits()), or a repr() that refuses.
+            raise CommandError(
+                f"cannot show the value (a {type(value).__name__}): {error}"
+            ) from None
+
+    def write_value(self, text: str) -> None:
+        """Print a rendered value, and make sure it was written.
+
+        Flushed at once, so that a full disk or a closed pipe is an error
+        here, not at exit; text the output's encoding cannot write is one too.
+        """
+        try:
+            # Exactly one newline, even after a value that ends with one.
+            self.stdout.write(text + "\n", ending="")
+            self.stdout.flush()
+        except (OSError, UnicodeError) as error:
+            if isinstance(error, OSError):
+                _discard_process_stdout(self.stdout)
+            raise CommandError(f"cannot write the value to the output: {error}") from None
+
     def print_value(self, value: Any, as_json: bool) -> None:
-        """Print a value: a str as it is, JSON with ``--json``, else its repr()."""
-        if as_json:
-            if not is_exact_json(value):
-                raise CommandError(
-                    f"the value is a {type(value).__name__}, which JSON cannot show; "
-                    "leave out --json to see its repr()"
-                )
-            text = json.dumps(value, ensure_ascii=False)
-        elif isinstance(value, str):
-            text = value
-        else:
-            text = repr(value)
-        # Exactly one newline, even after a value that ends with one.
-        self.stdout.write(text + "\n", ending="")
+        """Print a value as :meth:`render_value` renders it."""
+        self.write_value(self.render_value(value, as_json))
 
     def shows_progress(self, to_stdout: bool = False) -> bool:
         """Return whether to draw a progress bar: stderr is a terminal, not shared with data.
@@ -248,12 +287,12 @@ class Command(BaseCommand):
     def command_pop(self, options: dict[str, Any]) -> None:
         """Print the value of a key and delete it."""
         kv = self.store(options)
-        if options["json"]:
-            # Check first: a value --json cannot print must not be lost.
-            self.print_value(kv.get(options["key"]), as_json=True)
-            kv.delete(options["key"])
-        else:
-            self.print_value(kv.pop(options["key"]), as_json=False)
+        alias = kv.using or router.db_for_write(get_model_class())
+        # The delete commits only once the value is printed: a value that
+        # cannot be shown, or an output that cannot be written (a full
+        # disk, an encoding that lacks a character), keeps the pair.
+        with transaction.atomic(using=alias):
+            self.print_value(kv.pop(options["key"]), options["json"])
 
     def _delta(self, options: dict[str, Any]) -> int:
         if options["value"] is not None:
@@ -362,11 +401,8 @@ class Command(BaseCommand):
         try:
             return write_lines(lines, write)
         except BrokenPipeError:
-            # The reader went away (``export | head``). Point the process's
-            # stdout at /dev/null, so that flushing it at exit fails no more.
-            with suppress(OSError, ValueError):
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, sys.stdout.fileno())
+            # The reader went away (``export | head``).
+            _discard_process_stdout(self.stdout)
             raise CommandError(
                 f"the output was closed after {written} pairs; the export stopped there"
             ) from None
