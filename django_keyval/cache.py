@@ -16,6 +16,7 @@ writes them.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
@@ -51,6 +52,15 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _OPTIONS = frozenset({"MAX_ENTRIES", "CULL_FREQUENCY", "DATABASE"})
 
 
+@functools.cache
+def _max_key_length() -> int:
+    # Imported here: this module must import before the app registry is
+    # ready (Django may load a cache backend early), and models cannot.
+    from .models import MAX_KEY_LENGTH
+
+    return MAX_KEY_LENGTH
+
+
 def stored_key(cache_key: str) -> str:
     """Return the store key that holds ``cache_key`` (the key after ``KEY_PREFIX`` and version).
 
@@ -60,11 +70,7 @@ def stored_key(cache_key: str) -> str:
     digest of the whole key in hex: at most 472 characters, the same every
     time, and distinct for distinct keys short of a SHA-256 collision.
     """
-    # Imported here: this module must import before the app registry is
-    # ready (Django may load a cache backend early), and models cannot.
-    from .models import MAX_KEY_LENGTH
-
-    if len(cache_key) <= MAX_KEY_LENGTH and not _UNSTORABLE.search(cache_key):
+    if len(cache_key) <= _max_key_length() and not _UNSTORABLE.search(cache_key):
         return cache_key
     digest = hashlib.sha256(cache_key.encode("utf-8", "surrogatepass")).hexdigest()
     kept = _UNSTORABLE.sub("", cache_key[:KEPT_KEY_CHARACTERS])
@@ -77,9 +83,7 @@ def _pickling_errors() -> Iterator[None]:
     try:
         yield
     except SerializationError as error:
-        if error.__cause__ is None:
-            raise
-        raise error.__cause__ from None
+        raise (error.__cause__ or error) from None
 
 
 class KeyValCache(BaseCache):

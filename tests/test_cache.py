@@ -112,6 +112,30 @@ class KeyValCacheTests(TestCase):
             self.cache.incr("missing")
         self.assertFalse(self.cache.has_key("missing"))
 
+    def test_unpicklable_values_raise_what_pickling_raised(self) -> None:
+        class Unpicklable:
+            def __reduce__(self) -> Any:
+                raise pickle.PicklingError("not this one")
+
+        for write in (
+            lambda: self.cache.set("k", Unpicklable()),
+            lambda: self.cache.add("k", Unpicklable()),
+            lambda: self.cache.set_many({"k": Unpicklable()}),
+        ):
+            with self.assertRaisesMessage(pickle.PicklingError, "not this one"):
+                write()
+        self.assertEqual(stored_keys(), [])
+
+    def test_touch_and_empty_bulk_calls(self) -> None:
+        self.cache.set("k", 1, 10)
+        self.assertIs(self.cache.touch("k", None), True)
+        self.assertIsNone(KeyVal(STORE).expires_at(":1:k"))
+        self.assertIs(self.cache.touch("missing", 10), False)
+        with self.assertNumQueries(0):
+            self.assertEqual(self.cache.get_many([]), {})
+            self.assertEqual(self.cache.set_many({}), [])
+            self.cache.delete_many([])
+
     @override_settings(KEYVAL_SERIALIZER="json")
     def test_values_are_pickled_whatever_keyval_serializer_says(self) -> None:
         response = HttpResponse("pickled")
