@@ -13,6 +13,7 @@ The interpreters are looked up as python3.10 ... python3.13 on PATH.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import nox
@@ -45,7 +46,7 @@ SUPPORTED = [
 )
 def tests(session: nox.Session, django: str) -> None:
     """Run runtests.py with the given Django release series."""
-    extras = "test,mysql" if session.env.get("KEYVAL_TEST_DB") == "mysql" else "test"
+    extras = "test,mysql" if os.environ.get("KEYVAL_TEST_DB") == "mysql" else "test"
     session.install(f".[{extras}]", f"Django~={django}.0")
     session.run("python", "-m", "django", "--version")
     session.run("python", "runtests.py", *session.posargs)
@@ -63,7 +64,7 @@ CACHE_SUITE = [("3.12", "5.2"), ("3.12", "6.0"), ("3.12", "6.1")]
 )
 def django_cache_suite(session: nox.Session, django: str) -> None:
     """Run Django's BaseCacheTests against KeyValCache (python -m tests.django_suite)."""
-    extras = "test,mysql" if session.env.get("KEYVAL_TEST_DB") == "mysql" else "test"
+    extras = "test,mysql" if os.environ.get("KEYVAL_TEST_DB") == "mysql" else "test"
     session.install(f".[{extras}]", f"Django~={django}.0")
     session.run("python", "-m", "tests.django_suite", *session.posargs)
 

@@ -3,6 +3,7 @@
     python -m tests.django_suite                     # on SQLite
     KEYVAL_TEST_DB=postgresql python -m tests.django_suite
     python -m tests.django_suite -v KeyValCacheTests.test_cull
+    python -m tests.django_suite --parallel 4   # the sleeps of the tests overlap
 
 The source distribution of the installed Django release is downloaded once
 (``pip download --no-deps --no-binary :all: django==X.Y.Z``) into
@@ -15,6 +16,7 @@ is 0 when every test passed.
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -67,6 +69,18 @@ def django_tests_folder(version: str) -> Path:
 
 
 def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.django_suite")
+    parser.add_argument("labels", nargs="*", help="tests to run, e.g. KeyValCacheTests.test_cull")
+    parser.add_argument("-v", "--verbose", action="store_true", help="name each test")
+    parser.add_argument("--failfast", action="store_true", help="stop at the first failure")
+    parser.add_argument(
+        "--parallel",
+        type=int,
+        default=0,
+        help="run in N processes, each on a clone of the test database "
+        "(most of the time goes to the tests' sleeps)",
+    )
+    options = parser.parse_args(argv)
     import django
 
     folder = django_tests_folder(django.get_version())
@@ -82,9 +96,8 @@ def main(argv: list[str]) -> int:
     from django.test.utils import get_runner
 
     labels = [
-        arg if arg.startswith("tests.") else f"{TEST_MODULE}.{arg}"
-        for arg in argv
-        if not arg.startswith("-")
+        label if label.startswith("tests.") else f"{TEST_MODULE}.{label}"
+        for label in options.labels
     ]
     runner_class = get_runner(settings)
 
@@ -98,7 +111,10 @@ def main(argv: list[str]) -> int:
             return self.result
 
     runner = Runner(
-        verbosity=2 if "-v" in argv else 1, interactive=False, failfast="--failfast" in argv
+        verbosity=2 if options.verbose else 1,
+        interactive=False,
+        failfast=options.failfast,
+        parallel=options.parallel,
     )
     started = time.monotonic()
     runner.run_tests(labels or [TEST_MODULE])
