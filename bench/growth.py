@@ -31,6 +31,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_keyval.backends import operations_for
+from django_keyval.backends.base import ROW_MARKS, StoredRow
 from django_keyval.conf import keyval_settings
 from django_keyval.models import KeyVal
 from django_keyval.serializers import get_serializer
@@ -60,11 +61,10 @@ def fill(alias: str, start: int, stop: int, expired: bool = False) -> float:
     db_now = adapt(now)
     db_expires = adapt(now - timedelta(days=1)) if expired else None
     data = get_serializer("pickle").dumps(VALUE)
-    # Seven parameters a row; SQLite allows 999 in one statement.
+    # As many rows a statement as the parameter limit allows (SQLite: 999).
     max_params = connection.features.max_query_params or 10_000
-    per_statement = max(1, min(1000, max_params // 7))
+    per_statement = max(1, min(1000, max_params // len(StoredRow._fields)))
     prefix = operations.sql_set_many_prefix
-    marks = "(%s, %s, %s, %s, %s, 1, %s, %s)"
     started = time.perf_counter()
     for chunk in range(start, stop, FILL_TRANSACTION_ROWS):
         chunk_stop = min(chunk + FILL_TRANSACTION_ROWS, stop)
@@ -73,8 +73,10 @@ def fill(alias: str, start: int, stop: int, expired: bool = False) -> float:
                 last = min(first + per_statement, chunk_stop)
                 params: list[Any] = []
                 for index in range(first, last):
-                    params += (STORE, key_name(index), data, None, "pickle", db_expires, db_now)
-                cursor.execute(prefix + ", ".join([marks] * (last - first)), params)
+                    params += StoredRow(
+                        STORE, key_name(index), data, None, "pickle", db_expires, db_now
+                    )
+                cursor.execute(prefix + ", ".join([ROW_MARKS] * (last - first)), params)
     analyze(alias)
     return time.perf_counter() - started
 

@@ -9,15 +9,17 @@ API does, so it can be awaited from async views.
 from __future__ import annotations
 
 import datetime
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 
+from .backends.base import ValueRow
 from .descriptors import StoreOrClassMethod
 from .validation import Timeout
 
 _T = TypeVar("_T")
+_R = TypeVar("_R")
 
 #: Items fetched per thread hop while iterating asynchronously, at most.
 ASYNC_ITERATION_CHUNK_SIZE = 1000
@@ -130,20 +132,23 @@ class AsyncMethods:
         return result
 
     async def _aiterate(
-        self: Any, prefix: str, with_values: bool, transform: Callable[[tuple[Any, ...]], _T]
+        self: Any,
+        start: Callable[[str], Iterator[_R]],
+        prefix: str,
+        transform: Callable[[_R], _T],
     ) -> AsyncIterator[_T]:
         # The rows are fetched and decoded in Django's sync thread, a chunk
         # (bounded in items and in bytes) at a time, so the same database
         # connection serves the whole iteration.
-        rows = await sync_to_async(self._page_through)(prefix, with_values)
+        rows = await sync_to_async(start)(prefix)
 
         def take() -> list[_T]:
             chunk: list[_T] = []
             size = 0
             for row in rows:
                 chunk.append(transform(row))
-                if with_values and row[1] is not None:
-                    size += len(row[1])
+                if isinstance(row, ValueRow) and row.value is not None:
+                    size += len(row.value)
                 if len(chunk) >= ASYNC_ITERATION_CHUNK_SIZE or size >= ASYNC_ITERATION_CHUNK_BYTES:
                     break
             return chunk
@@ -155,12 +160,14 @@ class AsyncMethods:
 
     def akeys(self: Any, prefix: str = "") -> AsyncIterator[str]:
         """Async :meth:`keys`: ``async for key in kv.akeys(): ...``."""
-        return self._aiterate(prefix, False, lambda row: row[0])
+        return self._aiterate(self._page_keys, prefix, lambda key: key)
 
     def avalues(self: Any, prefix: str = "") -> AsyncIterator[Any]:
         """Async :meth:`values`."""
-        return self._aiterate(prefix, True, lambda row: self._decode(*row))
+        return self._aiterate(self._page_through, prefix, self._decode_row)
 
     def aitems(self: Any, prefix: str = "") -> AsyncIterator[tuple[str, Any]]:
         """Async :meth:`items`."""
-        return self._aiterate(prefix, True, lambda row: (row[0], self._decode(*row)))
+        return self._aiterate(
+            self._page_through, prefix, lambda row: (row.key, self._decode_row(row))
+        )

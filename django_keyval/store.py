@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from .async_api import AsyncMethods
 from .backends import BaseOperations, operations_for
+from .backends.base import PageBounds, PageRow, StoredRow, ValueRow
 from .conf import keyval_settings
 from .descriptors import StoreOrClassMethod
 from .encoding import INT64_MAX, INT64_MIN, decode_value, encode_value
@@ -182,12 +183,15 @@ class KeyVal(AsyncMethods):
             return decode_value(self._name, key, serializer_name, data, integer)
         return decode_value(self._name, key, serializer_name, data, integer, self._serializer())
 
+    def _decode_row(self, row: ValueRow) -> Any:
+        return self._decode(row.key, row.value, row.integer, row.serializer)
+
     def _prepare_write(
         self, key: str, value: Any, timeout: Timeout
-    ) -> tuple[BaseDatabaseWrapper, BaseOperations, tuple[Any, ...], bool]:
+    ) -> tuple[BaseDatabaseWrapper, BaseOperations, StoredRow, bool]:
         """Check and encode a write: the database, its row, and whether it has a timeout.
 
-        The row's last item is the adapted current time, which the
+        The row's ``updated_at`` is the adapted current time, which the
         statements also use to tell expired rows.
         """
         validate_key(key)
@@ -198,9 +202,9 @@ class KeyVal(AsyncMethods):
         row = self._row(key, value, adapt(expires), adapt(now))
         return connection, operations, row, expires is not None
 
-    def _row(self, key: str, value: Any, expires: Any, now: Any) -> tuple[Any, ...]:
+    def _row(self, key: str, value: Any, expires: Any, now: Any) -> StoredRow:
         data, integer, serializer_name = self._encode(key, value)
-        return (self._name, key, data, integer, serializer_name, expires, now)
+        return StoredRow(self._name, key, data, integer, serializer_name, expires, now)
 
     def _missing(self, key: str) -> KeyNotFoundError:
         return KeyNotFoundError(f"key {key!r} not found in store {self._name!r}")
@@ -216,9 +220,9 @@ class KeyVal(AsyncMethods):
         expires.
         """
         connection, operations, row, timed = self._prepare_write(key, value, timeout)
-        created = operations.set(connection, row, row[-1])
+        created = operations.set(connection, row)
         if timed:
-            _cull_on_write(connection, operations, row[-1])
+            _cull_on_write(connection, operations, row.updated_at)
         return created
 
     def get(self, key: str) -> Any:
@@ -282,9 +286,10 @@ class KeyVal(AsyncMethods):
             # serializer that is not configured, or an interruption while
             # unpickling, put the row back (unless the key was set again
             # meanwhile), expiry included.
-            now = _now(connection)
-            stored = (self._name, key, data, integer, serializer_name, expires, now)
-            operations.add(connection, stored, now)
+            stored = StoredRow(
+                self._name, key, data, integer, serializer_name, expires, _now(connection)
+            )
+            operations.add(connection, stored)
             raise
 
     def _pop_and_decode(
@@ -338,9 +343,9 @@ class KeyVal(AsyncMethods):
         Atomic: of several callers adding the same key at once, exactly one wins.
         """
         connection, operations, row, timed = self._prepare_write(key, value, timeout)
-        added = operations.add(connection, row, row[-1])
+        added = operations.add(connection, row)
         if timed:
-            _cull_on_write(connection, operations, row[-1])
+            _cull_on_write(connection, operations, row.updated_at)
         return added
 
     def touch(self, key: str, timeout: Timeout) -> bool:
@@ -430,14 +435,15 @@ class KeyVal(AsyncMethods):
                 if not create:
                     raise self._missing(key)
                 continue  # deleted meanwhile: start again from 0
-            if row[2] != INTEGER_FORMAT:
+            data, integer, serializer_name = row
+            if serializer_name != INTEGER_FORMAT:
                 what = "is not an integer"
                 with suppress(KeyValError):
-                    if type(self._decode(key, *row)) is int:
+                    if type(self._decode(key, data, integer, serializer_name)) is int:
                         # Stored pickled: it does not fit the integer column.
                         what = "is an integer outside the signed 64-bit range incr works in"
                 raise NotAnIntegerError(f"the value of key {key!r} in store {self._name!r} {what}")
-            if not create and INT64_MIN <= row[1] + delta <= INT64_MAX:
+            if not create and INT64_MIN <= integer + delta <= INT64_MAX:
                 continue  # changed meanwhile (expired, or set again): try again
             raise operations.overflow_error(delta)
 
@@ -511,21 +517,19 @@ class KeyVal(AsyncMethods):
             rows = self._get_many_deleting_expired(connection, operations, key_list)
         else:
             rows = operations.get_many(connection, self._name, key_list, _now(connection))
-        found = {key: self._decode(key, data, integer, fmt) for key, data, integer, fmt in rows}
+        found = {row.key: self._decode_row(row) for row in rows}
         return {key: found[key] for key in key_list if key in found}
 
     def _get_many_deleting_expired(
         self, connection: BaseDatabaseWrapper, operations: BaseOperations, key_list: list[str]
-    ) -> list[tuple[Any, ...]]:
-        live: list[tuple[Any, ...]] = []
+    ) -> list[ValueRow]:
+        live: list[ValueRow] = []
         expired: list[str] = []
-        for key, data, integer, fmt, expires in operations.get_many_with_expiry(
-            connection, self._name, key_list
-        ):
-            if expires is None or operations.is_live(connection, expires):
-                live.append((key, data, integer, fmt))
+        for row in operations.get_many_with_expiry(connection, self._name, key_list):
+            if row.expires_at is None or operations.is_live(connection, row.expires_at):
+                live.append(row)
             else:
-                expired.append(key)
+                expired.append(row.key)
         if expired:
             write_connection, write_operations = self._database(write=True)
             write_operations.delete_expired_keys(
@@ -546,17 +550,17 @@ class KeyVal(AsyncMethods):
         expires = expiry_from_timeout(timeout, now)
         adapt = connection.ops.adapt_datetimefield_value
         db_expires, db_now = adapt(expires), adapt(now)
-        rows = []
+        rows: list[StoredRow] = []
         for key, value in mapping.items():
             validate_key(key)
             rows.append(self._row(key, value, db_expires, db_now))
         if not rows:
             return
-        rows.sort(key=lambda row: row[1])  # one lock order for every caller: no deadlocks
+        rows.sort(key=lambda row: row.key)  # one lock order for every caller: no deadlocks
         _in_one_statement_or_transaction(
             connection,
             operations,
-            lambda: operations.set_many(connection, rows, db_now),
+            lambda: operations.set_many(connection, rows),
             single=_counts_one(operations.row_batches(rows)),
         )
         if expires is not None:
@@ -577,44 +581,56 @@ class KeyVal(AsyncMethods):
 
     # -- listing ---------------------------------------------------------------------
 
-    def _page_through(self, prefix: str, with_values: bool) -> Iterator[tuple[Any, ...]]:
-        """Iterate over ``(key,)`` or ``(key, value, integer, serializer)`` rows, in key order."""
+    def _first_page(
+        self, prefix: str, size: int
+    ) -> tuple[BaseDatabaseWrapper, BaseOperations, PageBounds]:
+        """Return the database and the bounds of the first page of keys starting with ``prefix``."""
         validate_text(prefix, "prefix", MAX_KEY_LENGTH)
         connection, operations = self._database(write=False)
-        now = _now(connection)
         high = _prefix_upper_bound(prefix)
+        bounds = PageBounds(self._name, prefix, True, high, _now(connection), size)
+        return connection, operations, bounds
 
-        def rows() -> Iterator[tuple[Any, ...]]:
-            low, inclusive = prefix, True
+    def _page_keys(self, prefix: str) -> Iterator[str]:
+        """Iterate over the live keys starting with ``prefix``, in order, a page at a time."""
+        connection, operations, bounds = self._first_page(prefix, ITERATION_CHUNK_SIZE)
+
+        def keys(bounds: PageBounds) -> Iterator[str]:
             while True:
-                page = operations.page(
-                    connection,
-                    self._name,
-                    low,
-                    inclusive,
-                    high,
-                    now,
-                    with_values,
-                    ITERATION_CHUNK_SIZE,
-                    ITERATION_INLINE_BYTES,
-                )
-                if with_values:
-                    yield from self._fill_long_values(connection, operations, page, now)
-                else:
-                    yield from page
-                if len(page) < ITERATION_CHUNK_SIZE:
+                page = operations.page_keys(connection, bounds)
+                yield from page
+                if len(page) < bounds.size:
                     return
-                low, inclusive = page[-1][0], False
+                bounds = bounds._replace(low=page[-1], inclusive=False)
 
-        return rows()
+        return keys(bounds)
+
+    def _page_through(self, prefix: str, page_size: int | None = None) -> Iterator[ValueRow]:
+        """Iterate over the live rows whose key starts with ``prefix``, in key order.
+
+        Rows are fetched ``page_size`` (default ``ITERATION_CHUNK_SIZE``) at
+        a time, and long values apart (see :meth:`_fill_long_values`).
+        """
+        size = page_size or ITERATION_CHUNK_SIZE
+        connection, operations, bounds = self._first_page(prefix, size)
+
+        def rows(bounds: PageBounds) -> Iterator[ValueRow]:
+            while True:
+                page = operations.page(connection, bounds, ITERATION_INLINE_BYTES)
+                yield from self._fill_long_values(connection, operations, page, bounds.now)
+                if len(page) < bounds.size:
+                    return
+                bounds = bounds._replace(low=page[-1].key, inclusive=False)
+
+        return rows(bounds)
 
     def _fill_long_values(
         self,
         connection: BaseDatabaseWrapper,
         operations: BaseOperations,
-        page: list[tuple[Any, ...]],
+        page: list[PageRow],
         now: Any,
-    ) -> Iterator[tuple[Any, ...]]:
+    ) -> Iterator[ValueRow]:
         """Yield the rows of ``page`` in order, fetching the values it left out.
 
         Those are fetched a few at a time, at most ``ITERATION_CHUNK_BYTES``
@@ -626,23 +642,24 @@ class KeyVal(AsyncMethods):
             size = 0
             end = start
             while end < len(page):
-                key, data, _, _, length = page[end]
-                if data is None and length is not None:
-                    if keys and size + length > ITERATION_CHUNK_BYTES:
+                row = page[end]
+                if row.value is None and row.length is not None:
+                    if keys and size + row.length > ITERATION_CHUNK_BYTES:
                         break
-                    keys.append(key)
-                    size += length
+                    keys.append(row.key)
+                    size += row.length
                 end += 1
             fetched = {}
             if keys:
-                rows = operations.get_many(connection, self._name, keys, now)
-                fetched = {row[0]: row for row in rows}
+                fetched = {
+                    row.key: row for row in operations.get_many(connection, self._name, keys, now)
+                }
             for row in page[start:end]:
-                if row[1] is None and row[4] is not None:
-                    if row[0] in fetched:
-                        yield fetched[row[0]]
+                if row.value is None and row.length is not None:
+                    if row.key in fetched:
+                        yield fetched[row.key]
                 else:
-                    yield row[:4]
+                    yield row.value_row()
             start = end
 
     def keys(self, prefix: str = "") -> Iterator[str]:
@@ -652,7 +669,7 @@ class KeyVal(AsyncMethods):
         at a time, so memory stays flat however large the store.
         ``%`` and ``_`` in ``prefix`` are plain characters.
         """
-        return (row[0] for row in self._page_through(prefix, with_values=False))
+        return self._page_keys(prefix)
 
     def values(self, prefix: str = "") -> Iterator[Any]:
         """Iterate over the values of the keys starting with ``prefix``, in key order."""
@@ -660,10 +677,7 @@ class KeyVal(AsyncMethods):
 
     def items(self, prefix: str = "") -> Iterator[tuple[str, Any]]:
         """Iterate over ``(key, value)`` pairs whose key starts with ``prefix``, in key order."""
-        return (
-            (key, self._decode(key, data, integer, fmt))
-            for key, data, integer, fmt in self._page_through(prefix, with_values=True)
-        )
+        return ((row.key, self._decode_row(row)) for row in self._page_through(prefix))
 
     def count(self) -> int:
         """Return the number of pairs in this store; ``len(kv)`` does the same."""
@@ -697,6 +711,24 @@ class KeyVal(AsyncMethods):
 
     def __iter__(self) -> Iterator[str]:
         return self.keys()
+
+
+def stored_rows(store: KeyVal, page_size: int | None = None) -> Iterator[ValueRow]:
+    """Iterate over the live pairs of ``store`` as they are stored, in key order.
+
+    Each :class:`~django_keyval.backends.base.ValueRow` holds the value
+    undecoded (bytes and serializer name, or the integer) and its expiry as
+    a datetime (aware when ``USE_TZ`` is on), or ``None``. The pages are
+    those of :meth:`KeyVal.items`, ``page_size`` rows at a time (default
+    ``ITERATION_CHUNK_SIZE``), with long values fetched apart, so memory
+    stays bounded in rows and in bytes; export reads a store this way.
+    """
+    connection, operations = store._database(write=False)
+    for row in store._page_through("", page_size):
+        if row.expires_at is None:
+            yield row
+        else:
+            yield row._replace(expires_at=operations.expiry_datetime(row.expires_at))
 
 
 def _alias_of(self_or_cls: Any, using: str | None) -> str | None:

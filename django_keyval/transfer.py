@@ -49,6 +49,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from .backends import operations_for
+from .backends.base import StoredRow
 from .conf import keyval_settings
 from .encoding import check_value_size, decode_value, encode_value
 from .exceptions import TransferError
@@ -64,7 +65,7 @@ from .serializers import (
     is_exact_json,
     parse_json,
 )
-from .store import KeyVal
+from .store import KeyVal, stored_rows
 from .validation import validate_key
 
 __all__ = [
@@ -75,7 +76,7 @@ __all__ = [
     "import_lines",
 ]
 
-#: Rows read per query while exporting, so memory stays flat.
+#: Rows read per page while exporting, so memory stays flat.
 EXPORT_PAGE_SIZE = 1000
 #: Pairs written per batch of statements while importing.
 IMPORT_CHUNK_SIZE = 1000
@@ -173,40 +174,28 @@ def export_lines(
 
     ``store`` limits the export to one store; ``using`` picks the database
     (by default the routers' ``db_for_read``). Rows are read
-    ``EXPORT_PAGE_SIZE`` at a time. A pickle whose signature does not match
-    raises :class:`~django_keyval.exceptions.BadSignatureError` naming store
-    and key; it is never unpickled. Expired pairs are left out.
+    ``EXPORT_PAGE_SIZE`` at a time, and values longer than a few kilobytes
+    apart, a bounded number of bytes at a time (as
+    :meth:`~django_keyval.models.KeyVal.items` reads them), so memory stays
+    flat whatever the size of the values. A pickle whose signature does not match raises
+    :class:`~django_keyval.exceptions.BadSignatureError` naming store and
+    key; it is never unpickled. Expired pairs are left out.
     """
     if store is not None:
         KeyVal(store, using=using)  # checks the name (and alias) before any query
     alias = using or router.db_for_read(KeyValPair)
     candidates = [get_serializer(keyval_settings.SERIALIZER)]
-    now = timezone.now()
     stores = [store] if store is not None else KeyVal.stores(using=alias)
     exported = 0
     for name in stores:
-        rows = (
-            _live_pairs(alias, now)
-            .filter(store=name)
-            .order_by("key")
-            .values_list("key", "value", "integer_value", "serializer", "expires_at")
-        )
-        last_key = None
-        while True:
-            page = list(
-                (rows if last_key is None else rows.filter(key__gt=last_key))[:EXPORT_PAGE_SIZE]
-            )
-            for key, data, integer, serializer_name, expires_at in page:
-                line = {"store": name, "key": key}
-                line.update(_record(name, key, data, integer, serializer_name, candidates))
-                line["expires_at"] = _format_expiry(expires_at)
-                yield json.dumps(line, ensure_ascii=True, allow_nan=False)
-                exported += 1
-                if progress is not None and exported % EXPORT_PAGE_SIZE == 0:
-                    progress(exported)
-            if len(page) < EXPORT_PAGE_SIZE:
-                break
-            last_key = page[-1][0]
+        for row in stored_rows(KeyVal(name, using=alias), EXPORT_PAGE_SIZE):
+            line: dict[str, Any] = {"store": name, "key": row.key}
+            line.update(_record(name, row.key, row.value, row.integer, row.serializer, candidates))
+            line["expires_at"] = _format_expiry(row.expires_at)
+            yield json.dumps(line, ensure_ascii=True, allow_nan=False)
+            exported += 1
+            if progress is not None and exported % EXPORT_PAGE_SIZE == 0:
+                progress(exported)
 
 
 class ImportResult(NamedTuple):
@@ -348,11 +337,11 @@ def import_lines(
     reader = _LineReader(alias)
     # Keyed by (store, key): one statement may not touch a row twice
     # (PostgreSQL's ON CONFLICT refuses), and a later line wins anyway.
-    pending: dict[tuple[str, str], tuple[Any, ...]] = {}
+    pending: dict[tuple[str, str], StoredRow] = {}
     imported = expired = 0
 
     def write() -> None:
-        operations.set_many(connection, list(pending.values()), db_now)
+        operations.set_many(connection, list(pending.values()))
         pending.clear()
 
     with transaction.atomic(using=alias):
@@ -374,7 +363,7 @@ def import_lines(
             if expires_at is not None and expires_at <= now:
                 expired += 1
                 continue
-            row = (store, key, data, integer, serializer_name, adapt(expires_at), db_now)
+            row = StoredRow(store, key, data, integer, serializer_name, adapt(expires_at), db_now)
             pending[(store, key)] = row
             imported += 1
             if len(pending) >= IMPORT_CHUNK_SIZE:

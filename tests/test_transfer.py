@@ -123,6 +123,29 @@ class ExportTests(TestCase):
         KeyVal("s").set("here", 1)
         self.assertEqual([line["key"] for line in export()], ["here"])
 
+    def test_export_fetches_long_values_apart_in_bounded_batches(self) -> None:
+        from django_keyval import store
+
+        # As items() reads them: values over 8 KiB stay out of the page of
+        # keys and come ITERATION_CHUNK_BYTES at a time, so no query returns
+        # them all, and the export's memory stays bounded in bytes.
+        long = {f"k{i}": f"{i}" * 20_000 for i in range(5)}
+        KeyVal("s").set_many({"a": 1, **long}, timeout=3600)
+        with (
+            mock.patch.object(store, "ITERATION_CHUNK_BYTES", 45_000),
+            CaptureQueriesContext(connection) as queries,
+        ):
+            lines = export()
+        # The stores, the page, then the long values two (40 KB), two and one at a time.
+        self.assertEqual(len(queries), 5)
+        self.assertEqual({line["key"]: line["value"] for line in lines}, {"a": 1, **long})
+        expires = KeyVal("s").expires_at("k4")
+        assert expires is not None
+        self.assertEqual(
+            {line["expires_at"] for line in lines},
+            {expires.astimezone(datetime.timezone.utc).isoformat()},
+        )
+
     def test_export_of_an_empty_database(self) -> None:
         self.assertEqual(list(export_lines()), [])
 

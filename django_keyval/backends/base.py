@@ -2,36 +2,109 @@
 
 from __future__ import annotations
 
+import datetime
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar, cast
 
 from django.db import DatabaseError, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Field
 from django.utils import timezone
 
 from ..encoding import INT64_MAX, INT64_MIN
 from ..exceptions import CounterOverflowError
+from ..serializers import INTEGER_FORMAT
 
 _T = TypeVar("_T")
 
 #: Value bytes per multi-row INSERT, at most (one larger value goes alone).
 MAX_STATEMENT_VALUE_BYTES = 4 * 1024 * 1024
 
-#: Placeholders of one row in the upserts' ``VALUES`` (``version`` starts at 1).
-ROW_MARKS = "(%s, %s, %s, %s, %s, 1, %s, %s)"
 
-#: A row as the store decodes it: (key, value bytes, integer value, serializer name).
-Row = tuple[str, Any, Any, str]
+class StoredRow(NamedTuple):
+    """The columns a write sets, as the upserts take them (``version`` aside)."""
+
+    store: str
+    key: str
+    #: The serialized value (bytes), or ``None`` for an ``int`` kept in ``integer``.
+    value: Any
+    integer: int | None
+    #: The name of the format ``value`` is in (``"int"`` with ``integer``).
+    serializer: str
+    #: When the pair expires, adapted for the column; ``None``: never.
+    expires_at: Any
+    #: The time of the write, adapted for the column; statements also use it
+    #: to tell expired rows.
+    updated_at: Any
+
+
+class ValueRow(NamedTuple):
+    """A live pair as reads return it, undecoded."""
+
+    key: str
+    value: Any
+    integer: int | None
+    serializer: str
+    #: As the driver returns it (see :meth:`BaseOperations.expiry_datetime`).
+    expires_at: Any
+
+
+class PageBounds(NamedTuple):
+    """Which rows of a store a key-ordered page holds, and how many at most."""
+
+    store: str
+    #: The key to start from, itself included when ``inclusive``.
+    low: str
+    inclusive: bool
+    #: The key to stop before; ``None``: the end of the store.
+    high: str | None
+    #: The adapted current time: rows that expired by then are left out.
+    now: Any
+    size: int
+
+
+class PageRow(NamedTuple):
+    """One row of a key-ordered page (:meth:`BaseOperations.page`).
+
+    A value longer than the page's ``inline_bytes`` is left out (``None``)
+    and ``length`` says how long it is, so that it can be fetched apart.
+    """
+
+    key: str
+    value: Any
+    integer: int | None
+    serializer: str
+    expires_at: Any
+    #: The length of the value in bytes (``None`` for an integer).
+    length: int | None
+
+    def value_row(self) -> ValueRow:
+        """Return the row without its ``length``."""
+        return ValueRow(self.key, self.value, self.integer, self.serializer, self.expires_at)
+
+
+#: Placeholders of one row in a multi-row upsert's ``VALUES``: one for each
+#: field of :class:`StoredRow`, then ``version``, which starts at 1.
+ROW_MARKS = "(" + ", ".join(["%s"] * len(StoredRow._fields)) + ", 1)"
+#: The same with named placeholders, for statements that take one row as a mapping.
+NAMED_ROW_MARKS = "(" + ", ".join(f"%({field})s" for field in StoredRow._fields) + ", 1)"
+
+
+def row_params(row: StoredRow, **extra: Any) -> dict[str, Any]:
+    """Return the named parameters of a one-row statement: the row's fields and ``extra``."""
+    params = row._asdict()
+    params.update(extra)
+    return params
 
 
 class BaseOperations:
     """Build each statement once per database alias, then run it with parameters.
 
-    Placeholders are ``%s`` on every backend (Django translates them for
-    SQLite). ``now`` parameters are already adapted with
-    ``connection.ops.adapt_datetimefield_value``.
+    Placeholders are ``%s``, or ``%(name)s`` where a statement uses a value
+    more than once (Django translates both for SQLite). ``now`` parameters
+    are already adapted with ``connection.ops.adapt_datetimefield_value``.
     """
 
     def __init__(self, connection: BaseDatabaseWrapper) -> None:
@@ -61,18 +134,22 @@ class BaseOperations:
         self.version = fields["version"]
         self.expires = expires = fields["expires_at"]
         self.updated = fields["updated_at"]
+        #: The columns of :class:`StoredRow`, then ``version``.
         self.columns = ", ".join(
-            [store, key, value, integer, fmt, self.version, expires, self.updated]
+            [store, key, value, integer, fmt, expires, self.updated, self.version]
         )
         live = f"({expires} IS NULL OR {expires} > %s)"
         self.live = live
         where_key = f"{store} = %s AND {key} = %s"
+        # Multi-row statements (``IN`` lists, ``VALUES`` rows) keep positional
+        # placeholders; the one-key statements that repeat a value name it.
+        named_key = f"{store} = %(store)s AND {key} = %(key)s"
+        self.named_live = named_live = f"({expires} IS NULL OR {expires} > %(now)s)"
 
         # Reads fetch the expiry and test it in Python: most pairs have none,
         # and those then cost no clock reading or datetime adaptation at all.
         self.sql_get = f"SELECT {value}, {integer}, {fmt}, {expires} FROM {table} WHERE {where_key}"
         self.sql_exists = f"SELECT {expires} FROM {table} WHERE {where_key}"
-        self.sql_expires_at = f"SELECT {expires} FROM {table} WHERE {where_key} AND {live}"
         # Deletes take expired rows too (they are garbage anyway) and report
         # whether the row was live, so they need no clock reading either.
         self.sql_delete = f"DELETE FROM {table} WHERE {where_key} RETURNING {expires}"
@@ -80,7 +157,8 @@ class BaseOperations:
             f"DELETE FROM {table} WHERE {where_key} RETURNING {value}, {integer}, {fmt}, {expires}"
         )
         self.sql_touch = (
-            f"UPDATE {table} SET {expires} = %s, {self.updated} = %s WHERE {where_key} AND {live}"
+            f"UPDATE {table} SET {expires} = %(expires_at)s, {self.updated} = %(now)s "
+            f"WHERE {named_key} AND {named_live}"
         )
         self.sql_count = f"SELECT COUNT(*) FROM {table} WHERE {store} = %s AND {live}"
         self.sql_stores = f"SELECT DISTINCT {store} FROM {table} WHERE {live} ORDER BY {store}"
@@ -91,6 +169,14 @@ class BaseOperations:
         features = connection.features
         # Rows per multi-row statement: as many as the parameter limit allows.
         self.max_params = getattr(features, "max_query_params", None) or 10000
+        # How Django turns the column's values into datetimes, as a query would.
+        expires_field = cast("Field[Any, Any]", KeyValPair._meta.get_field("expires_at"))
+        self.expires_column = expires_field.get_col(KeyValPair._meta.db_table)
+        self.expiry_converters = [
+            *connection.ops.get_db_converters(self.expires_column),
+            *self.expires_column.get_db_converters(connection),
+        ]
+        self.connection = connection
 
     # -- running statements ------------------------------------------------
 
@@ -149,8 +235,11 @@ class BaseOperations:
     def build_vendor_statements(self) -> None:
         """Build the upserts (here with ``INSERT ... ON CONFLICT``) and the cull."""
         t, k, s = self.table, self.key, self.store
-        conflict = f"INSERT INTO {t} ({self.columns}) VALUES {ROW_MARKS} ON CONFLICT ({s}, {k})"
-        expired = f"({t}.{self.expires} IS NOT NULL AND {t}.{self.expires} <= %s)"
+        conflict = (
+            f"INSERT INTO {t} ({self.columns}) VALUES {NAMED_ROW_MARKS} ON CONFLICT ({s}, {k})"
+        )
+        expired = f"({t}.{self.expires} IS NOT NULL AND {t}.{self.expires} <= %(now)s)"
+        int_format = f"'{INTEGER_FORMAT}'"
         replace = ", ".join(
             f"{column} = excluded.{column}"
             for column in (self.value, self.integer, self.format, self.expires, self.updated)
@@ -163,13 +252,16 @@ class BaseOperations:
         )
         self.sql_add = f"{conflict} DO UPDATE SET {self.version} = 1, {replace} WHERE {expired}"
         self.sql_set_many_prefix = f"INSERT INTO {t} ({self.columns}) VALUES "
+        # Positional, after the rows' own placeholders.
         self.sql_set_many_suffix = (
-            f" ON CONFLICT ({s}, {k}) DO UPDATE SET {self.version} = CASE WHEN {expired} "
+            f" ON CONFLICT ({s}, {k}) DO UPDATE SET {self.version} = CASE WHEN "
+            f"({t}.{self.expires} IS NOT NULL AND {t}.{self.expires} <= %s) "
             f"THEN 1 ELSE {t}.{self.version} + 1 END, {replace}"
         )
         i = f"{t}.{self.integer}"
         self.sql_incr = (
-            f"INSERT INTO {t} ({self.columns}) VALUES (%s, %s, NULL, %s, 'int', 1, NULL, %s) "
+            f"INSERT INTO {t} ({self.columns}) VALUES "
+            f"(%(store)s, %(key)s, NULL, %(delta)s, {int_format}, NULL, %(now)s, 1) "
             f"ON CONFLICT ({s}, {k}) DO UPDATE SET "
             f"{self.integer} = CASE WHEN {expired} THEN excluded.{self.integer} "
             f"ELSE {i} + excluded.{self.integer} END, "
@@ -179,7 +271,8 @@ class BaseOperations:
             f"{self.updated} = excluded.{self.updated} "
             # The bounds keep the sum inside 64 bits: an overflow would raise a
             # database error (PostgreSQL) or silently turn into a float (SQLite).
-            f"WHERE {expired} OR ({t}.{self.format} = 'int' AND {i} BETWEEN %s AND %s) "
+            f"WHERE {expired} OR ({t}.{self.format} = {int_format} "
+            f"AND {i} BETWEEN %(low)s AND %(high)s) "
             f"RETURNING {self.integer}"
         )
         self.sql_cull = (
@@ -202,6 +295,12 @@ class BaseOperations:
             expires = str(expires)
         return bool(expires > now)
 
+    def expiry_datetime(self, expires: Any) -> datetime.datetime | None:
+        """Return an expiry as the driver returned it as a datetime, as the ORM would."""
+        for converter in self.expiry_converters:
+            expires = converter(expires, self.expires_column, self.connection)
+        return expires  # type: ignore[no-any-return]
+
     def get(self, connection: BaseDatabaseWrapper, store: str, key: str) -> Any:
         """Return ``(value, integer, serializer)`` of a live pair, or ``None``."""
         with connection.cursor() as cursor:
@@ -218,22 +317,16 @@ class BaseOperations:
             row = cursor.fetchone()
         return row is not None and (row[0] is None or self.is_live(connection, row[0]))
 
-    def expires_at(self, connection: BaseDatabaseWrapper, store: str, key: str, now: Any) -> Any:
-        """Return ``(expires_at,)`` of a live pair as the driver returns it, or ``None``."""
-        with connection.cursor() as cursor:
-            self.execute(cursor, self.sql_expires_at, (store, key, now))
-            return cursor.fetchone()
-
-    def set(self, connection: BaseDatabaseWrapper, row: Sequence[Any], now: Any) -> bool:
+    def set(self, connection: BaseDatabaseWrapper, row: StoredRow) -> bool:
         """Insert or overwrite a pair; return whether it was new (or had expired)."""
         with connection.cursor() as cursor:
-            self.execute(cursor, self.sql_set, (*row, now))
+            self.execute(cursor, self.sql_set, row_params(row, now=row.updated_at))
             return bool(cursor.fetchone()[0] == 1)
 
-    def add(self, connection: BaseDatabaseWrapper, row: Sequence[Any], now: Any) -> bool:
+    def add(self, connection: BaseDatabaseWrapper, row: StoredRow) -> bool:
         """Insert a pair unless a live one exists; return whether it was stored."""
         with connection.cursor() as cursor:
-            self.execute(cursor, self.sql_add, (*row, now))
+            self.execute(cursor, self.sql_add, row_params(row, now=row.updated_at))
             return bool(cursor.rowcount == 1)
 
     def delete(self, connection: BaseDatabaseWrapper, store: str, key: str) -> bool:
@@ -256,8 +349,9 @@ class BaseOperations:
         self, connection: BaseDatabaseWrapper, store: str, key: str, expires: Any, now: Any
     ) -> bool:
         """Give a live pair a new expiry; return whether there was one."""
+        params = {"store": store, "key": key, "expires_at": expires, "now": now}
         with connection.cursor() as cursor:
-            self.execute(cursor, self.sql_touch, (expires, now, store, key, now))
+            self.execute(cursor, self.sql_touch, params)
             return bool(cursor.rowcount > 0)
 
     def incr(
@@ -268,11 +362,8 @@ class BaseOperations:
         Return the new value, or ``None`` when the stored value is not an
         integer or the result would overflow (nothing is changed then).
         """
-        low = INT64_MIN - min(delta, 0)
-        high = INT64_MAX - max(delta, 0)
-        params = (store, key, delta, now, now, now, now, now, low, high)
         with connection.cursor() as cursor:
-            self.execute(cursor, self.sql_incr, params)
+            self.execute(cursor, self.sql_incr, self.incr_params(store, key, delta, now))
             row = cursor.fetchone()
         return None if row is None else int(row[0])
 
@@ -284,23 +375,24 @@ class BaseOperations:
         for start in range(0, len(items), size):
             yield items[start : start + size]
 
-    def row_batches(self, rows: Sequence[Sequence[Any]]) -> Iterable[Sequence[Sequence[Any]]]:
+    def row_batches(self, rows: Sequence[StoredRow]) -> Iterable[Sequence[StoredRow]]:
         """Split rows for multi-row inserts by parameter count and by bytes.
 
         The byte bound keeps each statement well under MariaDB's default
         ``max_allowed_packet`` (16 MiB) even when values are near the 8 MiB limit.
         """
-        for batch in self.batches(rows, 7, extra=1):
+        suffix_params = len(self.set_many_suffix_params(None))
+        for batch in self.batches(rows, len(StoredRow._fields), extra=suffix_params):
             start, size = 0, 0
             for index, row in enumerate(batch):
-                row_size = len(row[2] or b"")
+                row_size = len(row.value or b"")
                 if size and size + row_size > MAX_STATEMENT_VALUE_BYTES:
                     yield batch[start:index]
                     start, size = index, 0
                 size += row_size
             yield batch[start:]
 
-    def wire_row(self, row: Sequence[Any]) -> tuple[str, Sequence[Any]]:
+    def wire_row(self, row: StoredRow) -> tuple[str, Sequence[Any]]:
         """Return the placeholders of ``row`` in a multi-row upsert, and its parameters.
 
         Here the row goes as it is; a backend may send some values another way.
@@ -309,26 +401,27 @@ class BaseOperations:
 
     def get_many(
         self, connection: BaseDatabaseWrapper, store: str, keys: Sequence[str], now: Any
-    ) -> list[Row]:
-        """Return ``(key, value, integer, serializer)`` for each live pair among ``keys``."""
-        rows: list[Row] = []
+    ) -> list[ValueRow]:
+        """Return a :class:`ValueRow` for each live pair among ``keys``."""
+        rows: list[ValueRow] = []
         with connection.cursor() as cursor:
             for batch in self.batches(keys, 1):
                 marks = ", ".join(["%s"] * len(batch))
                 self.execute(
                     cursor,
-                    f"SELECT {self.key}, {self.value}, {self.integer}, {self.format} "
-                    f"FROM {self.table} WHERE {self.store} = %s AND {self.key} IN ({marks}) "
-                    f"AND {self.live}",
+                    f"SELECT {self.key}, {self.value}, {self.integer}, {self.format}, "
+                    f"{self.expires} FROM {self.table} WHERE {self.store} = %s "
+                    f"AND {self.key} IN ({marks}) AND {self.live}",
                     (store, *batch, now),
                 )
-                rows.extend(cursor.fetchall())
+                rows.extend(ValueRow._make(row) for row in cursor.fetchall())
         return rows
 
-    def set_many(
-        self, connection: BaseDatabaseWrapper, rows: Sequence[Sequence[Any]], now: Any
-    ) -> None:
-        """Insert or overwrite many pairs, a few multi-row statements in all."""
+    def set_many(self, connection: BaseDatabaseWrapper, rows: Sequence[StoredRow]) -> None:
+        """Insert or overwrite many pairs (written at the same time), a few statements in all."""
+        if not rows:
+            return
+        suffix_params = self.set_many_suffix_params(rows[0].updated_at)
         with connection.cursor() as cursor:
             for batch in self.row_batches(rows):
                 marks: list[str] = []
@@ -340,7 +433,7 @@ class BaseOperations:
                 self.execute(
                     cursor,
                     self.sql_set_many_prefix + ", ".join(marks) + self.sql_set_many_suffix,
-                    (*params, *self.set_many_suffix_params(now)),
+                    (*params, *suffix_params),
                 )
 
     def set_many_suffix_params(self, now: Any) -> tuple[Any, ...]:
@@ -378,50 +471,46 @@ class BaseOperations:
             self.execute(cursor, self.sql_stores, (now,))
             return [name for (name,) in cursor.fetchall()]
 
-    def page(
-        self,
-        connection: BaseDatabaseWrapper,
-        store: str,
-        low: str,
-        inclusive: bool,
-        high: str | None,
-        now: Any,
-        with_values: bool,
-        size: int,
-        inline_bytes: int = 0,
-    ) -> list[tuple[Any, ...]]:
-        """Return up to ``size`` live rows with ``low <(=) key < high``, in key order.
+    def page_sql(self, columns: str, bounds: PageBounds) -> str:
+        """Return the ``SELECT`` of ``columns`` for the rows of a key-ordered page.
 
         Keys sort by code point on every database (see
         :class:`~django_keyval.models.BinaryCollationCharField`), so a prefix is
-        a key range and paging goes on from the last key seen.
-
-        Rows are ``(key,)``, or with values ``(key, value, integer, serializer,
-        length of value)`` where a value longer than ``inline_bytes`` is left
-        out (``None``), so that a page's size stays bounded.
+        a key range and paging goes on from the last key seen. The
+        parameters are the fields of ``bounds``.
         """
-        columns = self.key
-        params: list[Any] = []
-        if with_values:
-            v = self.value
-            columns += (
-                f", CASE WHEN LENGTH({v}) > %s THEN NULL ELSE {v} END, {self.integer}, "
-                f"{self.format}, LENGTH({v})"
-            )
-            params.append(inline_bytes)
         sql = (
-            f"SELECT {columns} FROM {self.page_source} WHERE {self.store} = %s "
-            f"AND {self.key} {'>=' if inclusive else '>'} %s"
+            f"SELECT {columns} FROM {self.page_source} WHERE {self.store} = %(store)s "
+            f"AND {self.key} {'>=' if bounds.inclusive else '>'} %(low)s"
         )
-        params += [store, low]
-        if high is not None:
-            sql += f" AND {self.key} < %s"
-            params.append(high)
-        sql += f" AND {self.live} ORDER BY {self.key} LIMIT %s"
-        params += [now, size]
+        if bounds.high is not None:
+            sql += f" AND {self.key} < %(high)s"
+        return sql + f" AND {self.named_live} ORDER BY {self.key} LIMIT %(size)s"
+
+    def page_keys(self, connection: BaseDatabaseWrapper, bounds: PageBounds) -> list[str]:
+        """Return the live keys within ``bounds``, in order."""
         with connection.cursor() as cursor:
-            self.execute(cursor, sql, params)
-            return list(cursor.fetchall())
+            self.execute(cursor, self.page_sql(self.key, bounds), bounds._asdict())
+            return [key for (key,) in cursor.fetchall()]
+
+    def page(
+        self, connection: BaseDatabaseWrapper, bounds: PageBounds, inline_bytes: int
+    ) -> list[PageRow]:
+        """Return the live rows within ``bounds``, in key order.
+
+        A value longer than ``inline_bytes`` is left out, so that a page's
+        size stays bounded; its :attr:`PageRow.length` says how long it is.
+        """
+        v = self.value
+        columns = (
+            f"{self.key}, CASE WHEN LENGTH({v}) > %(inline_bytes)s THEN NULL ELSE {v} END, "
+            f"{self.integer}, {self.format}, {self.expires}, LENGTH({v})"
+        )
+        params = bounds._asdict()
+        params["inline_bytes"] = inline_bytes
+        with connection.cursor() as cursor:
+            self.execute(cursor, self.page_sql(columns, bounds), params)
+            return [PageRow._make(row) for row in cursor.fetchall()]
 
     def flush(self, connection: BaseDatabaseWrapper, store: str) -> int:
         """Delete every row of ``store``, expired ones included; return how many."""
@@ -468,7 +557,7 @@ class BaseOperations:
             f"UPDATE {t} SET {self.integer} = {self.integer} + %(delta)s, "
             f"{self.version} = {self.version} + 1, {self.updated} = %(now)s "
             f"WHERE {store} = %(store)s AND {key} = %(key)s AND ({expires} IS NULL OR "
-            f"{expires} > %(now)s) AND {self.format} = 'int' "
+            f"{expires} > %(now)s) AND {self.format} = '{INTEGER_FORMAT}' "
             f"AND {self.integer} BETWEEN %(low)s AND %(high)s"
         )
         self.sql_incr_existing = f"{self.sql_incr_existing_update} RETURNING {self.integer}"
@@ -513,19 +602,19 @@ class BaseOperations:
 
     @staticmethod
     def incr_params(store: str, key: str, delta: int, now: Any) -> dict[str, Any]:
-        """Parameters of ``incr_existing``: the bounds keep the sum inside 64 bits."""
+        """Parameters of ``incr`` and ``incr_existing``: the bounds keep the sum inside 64 bits."""
         low = INT64_MIN - min(delta, 0)
         high = INT64_MAX - max(delta, 0)
         return {"store": store, "key": key, "delta": delta, "now": now, "low": low, "high": high}
 
     def get_many_with_expiry(
         self, connection: BaseDatabaseWrapper, store: str, keys: Sequence[str]
-    ) -> list[tuple[str, Any, Any, str, Any]]:
-        """Return ``(key, value, integer, serializer, expires_at)`` for each row among ``keys``.
+    ) -> list[ValueRow]:
+        """Return a :class:`ValueRow` for each row among ``keys``.
 
         Expired rows are included, for the caller to tell and delete.
         """
-        rows: list[tuple[str, Any, Any, str, Any]] = []
+        rows: list[ValueRow] = []
         with connection.cursor() as cursor:
             for batch in self.batches(keys, 1, extra=1):
                 marks = ", ".join(["%s"] * len(batch))
@@ -536,7 +625,7 @@ class BaseOperations:
                     f"WHERE {self.store} = %s AND {self.key} IN ({marks})",
                     (store, *batch),
                 )
-                rows.extend(cursor.fetchall())
+                rows.extend(ValueRow._make(row) for row in cursor.fetchall())
         return rows
 
     def delete_expired_keys(

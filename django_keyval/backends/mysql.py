@@ -22,7 +22,8 @@ from typing import Any
 from django.db import DatabaseError
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from .base import ROW_MARKS, BaseOperations
+from ..serializers import INTEGER_FORMAT
+from .base import NAMED_ROW_MARKS, ROW_MARKS, BaseOperations, StoredRow, row_params
 
 # MariaDB's error for an out-of-range BIGINT result.
 ER_DATA_OUT_OF_RANGE = 1690
@@ -33,7 +34,8 @@ ER_LOCK_WAIT_TIMEOUT = 1205
 #: Values longer than this (in bytes) are sent base64-encoded.
 BASE64_ABOVE = 1024 * 1024
 #: The placeholders of a row whose value is sent base64-encoded.
-BASE64_ROW_MARKS = "(%s, %s, FROM_BASE64(%s), %s, %s, 1, %s, %s)"
+BASE64_ROW_MARKS = ROW_MARKS.replace("%s, %s, %s", "%s, %s, FROM_BASE64(%s)", 1)
+NAMED_BASE64_ROW_MARKS = NAMED_ROW_MARKS.replace("%(value)s", "FROM_BASE64(%(value)s)", 1)
 
 
 class MariaDBOperations(BaseOperations):
@@ -46,8 +48,8 @@ class MariaDBOperations(BaseOperations):
     def build_vendor_statements(self) -> None:
         """Build the upserts with ``ON DUPLICATE KEY UPDATE`` and the cull with ``LIMIT``."""
         t, version, expires = self.table, self.version, self.expires
-        insert = f"INSERT INTO {t} ({self.columns}) VALUES {ROW_MARKS}"
-        expired = f"({expires} IS NOT NULL AND {expires} <= %s)"
+        insert = f"INSERT INTO {t} ({self.columns}) VALUES {NAMED_ROW_MARKS}"
+        expired = f"({expires} IS NOT NULL AND {expires} <= %(now)s)"
         replace = ", ".join(
             f"{column} = VALUES({column})"
             for column in (self.value, self.integer, self.format, self.updated, expires)
@@ -66,20 +68,26 @@ class MariaDBOperations(BaseOperations):
             f"{insert} ON DUPLICATE KEY UPDATE {version} = IF({expired}, 1, {version} + 1), "
             f"{keep_unless_expired} RETURNING {version}"
         )
-        self.sql_set_base64 = self.sql_set.replace(ROW_MARKS, BASE64_ROW_MARKS, 1)
-        self.sql_add_base64 = self.sql_add.replace(ROW_MARKS, BASE64_ROW_MARKS, 1)
+        self.sql_set_base64 = self.sql_set.replace(NAMED_ROW_MARKS, NAMED_BASE64_ROW_MARKS, 1)
+        self.sql_add_base64 = self.sql_add.replace(NAMED_ROW_MARKS, NAMED_BASE64_ROW_MARKS, 1)
         self.sql_set_many_prefix = f"INSERT INTO {t} ({self.columns}) VALUES "
-        self.sql_set_many_suffix = set_clause
-        is_int = f"{self.format} = 'int'"
+        # Positional, after the rows' own placeholders.
+        self.sql_set_many_suffix = (
+            f" ON DUPLICATE KEY UPDATE {version} = IF(({expires} IS NOT NULL "
+            f"AND {expires} <= %s), 1, {version} + 1), {replace}"
+        )
+        int_format = f"'{INTEGER_FORMAT}'"
+        is_int = f"{self.format} = {int_format}"
         self.sql_incr = (
-            f"INSERT INTO {t} ({self.columns}) VALUES (%s, %s, NULL, %s, 'int', 1, NULL, %s) "
+            f"INSERT INTO {t} ({self.columns}) VALUES "
+            f"(%(store)s, %(key)s, NULL, %(delta)s, {int_format}, NULL, %(now)s, 1) "
             f"ON DUPLICATE KEY UPDATE "
             f"{self.integer} = IF({expired}, VALUES({self.integer}), "
             f"IF({is_int}, {self.integer} + VALUES({self.integer}), {self.integer})), "
             f"{version} = IF({expired}, 1, IF({is_int}, {version} + 1, {version})), "
             f"{self.updated} = IF({expired} OR {is_int}, VALUES({self.updated}), {self.updated}), "
             f"{self.value} = IF({expired}, NULL, {self.value}), "
-            f"{self.format} = IF({expired}, 'int', {self.format}), "
+            f"{self.format} = IF({expired}, {int_format}, {self.format}), "
             f"{expires} = IF({expired}, NULL, {expires}) "
             f"RETURNING {self.integer}, {self.format}"
         )
@@ -122,34 +130,37 @@ class MariaDBOperations(BaseOperations):
 
         return self.in_transaction(connection, update_then_read)
 
-    def wire_row(self, row: Sequence[Any]) -> tuple[str, Sequence[Any]]:
+    def wire_row(self, row: StoredRow) -> tuple[str, Sequence[Any]]:
         """Send a value over :data:`BASE64_ABOVE` bytes base64-encoded."""
-        data = row[2]
-        if data is None or len(data) <= BASE64_ABOVE:
+        if row.value is None or len(row.value) <= BASE64_ABOVE:
             return ROW_MARKS, row
-        return BASE64_ROW_MARKS, (*row[:2], base64.b64encode(data).decode("ascii"), *row[3:])
+        return BASE64_ROW_MARKS, row._replace(value=base64.b64encode(row.value).decode("ascii"))
 
-    def set(self, connection: BaseDatabaseWrapper, row: Sequence[Any], now: Any) -> bool:
+    def upsert(
+        self, connection: BaseDatabaseWrapper, sql: str, sql_base64: str, row: StoredRow
+    ) -> Any:
+        """Run ``sql`` for ``row`` (``sql_base64`` for a long value); return the returned row."""
+        params = row_params(row, now=row.updated_at)
+        if row.value is not None and len(row.value) > BASE64_ABOVE:
+            sql = sql_base64
+            params["value"] = base64.b64encode(row.value).decode("ascii")
+        with connection.cursor() as cursor:
+            self.execute(cursor, sql, params)
+            return cursor.fetchone()
+
+    def set(self, connection: BaseDatabaseWrapper, row: StoredRow) -> bool:
         """Insert or overwrite a pair; return whether it was new (or had expired)."""
-        marks, wire = self.wire_row(row)
-        sql = self.sql_set if marks is ROW_MARKS else self.sql_set_base64
-        with connection.cursor() as cursor:
-            self.execute(cursor, sql, (*wire, now))
-            return bool(cursor.fetchone()[0] == 1)
+        return bool(self.upsert(connection, self.sql_set, self.sql_set_base64, row)[0] == 1)
 
-    def add(self, connection: BaseDatabaseWrapper, row: Sequence[Any], now: Any) -> bool:
+    def add(self, connection: BaseDatabaseWrapper, row: StoredRow) -> bool:
         """Insert a pair unless a live one exists; return whether it was stored."""
-        marks, wire = self.wire_row(row)
-        sql = self.sql_add if marks is ROW_MARKS else self.sql_add_base64
-        with connection.cursor() as cursor:
-            self.execute(cursor, sql, (*wire, now, now, now, now, now, now))
-            return bool(cursor.fetchone()[0] == 1)
+        return bool(self.upsert(connection, self.sql_add, self.sql_add_base64, row)[0] == 1)
 
     def incr(
         self, connection: BaseDatabaseWrapper, store: str, key: str, delta: int, now: Any
     ) -> int | None:
         """Add ``delta`` to an integer pair; ``None`` if the value is not an integer."""
-        params = (store, key, delta, now, *[now] * 6)
+        params = {"store": store, "key": key, "delta": delta, "now": now}
         with connection.cursor() as cursor:
             try:
                 self.execute(cursor, self.sql_incr, params)
@@ -161,4 +172,4 @@ class MariaDBOperations(BaseOperations):
                     raise self.overflow_error(delta) from None
                 raise
             integer, serializer = cursor.fetchone()
-        return int(integer) if serializer == "int" else None
+        return int(integer) if serializer == INTEGER_FORMAT else None
