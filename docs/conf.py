@@ -43,7 +43,10 @@ extensions = [
 
 exclude_patterns = ["_build"]
 html_theme = "furo"
-html_title = f"django-keyval {release}"
+# Until the changelog gives this release a date, the sidebar must not suggest
+# that it can be installed from PyPI.
+_unreleased = f"{release} (unreleased)" in (ROOT / "HISTORY.rst").read_text(encoding="utf-8")
+html_title = f"django-keyval {release}" + (" (unreleased)" if _unreleased else "")
 html_static_path = ["_static"] if (DOCS / "_static").is_dir() else []
 
 # Keep the order of the source, which groups methods by what they do.

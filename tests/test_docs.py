@@ -12,6 +12,8 @@ import importlib
 import inspect
 import pkgutil
 import re
+import subprocess
+import sys
 from contextlib import suppress
 from pathlib import Path
 from types import ModuleType
@@ -289,3 +291,41 @@ class ParserTests(SimpleTestCase):
         self.assertIs(resolve("django_keyval.models.KeyVal.aget"), KeyVal.aget)
         with self.assertRaises(AttributeError):
             resolve("django_keyval.models.KeyVal.set_elsewhere")
+
+
+class InstallationTests(SimpleTestCase):
+    """README and the installation page say how to get this version, not PyPI's 0.1.2."""
+
+    root = API_PAGE.parent.parent
+    version = django_keyval.__version__
+
+    def unreleased(self) -> bool:
+        history = (self.root / "HISTORY.rst").read_text(encoding="utf-8")
+        return f"{self.version} (unreleased)" in history
+
+    def test_pages_name_the_wheel_of_this_version(self) -> None:
+        wheel = f"django_keyval-{self.version}-py3-none-any.whl"
+        for page in (self.root / "README.rst", self.root / "docs" / "installation.rst"):
+            with self.subTest(page=page.name):
+                text = page.read_text(encoding="utf-8")
+                self.assertIn('pip install "django-keyval>=0.2"', text)
+                self.assertIn("python -m build", text)
+                self.assertIn(wheel, text)
+                self.assertNotRegex(text, r"pip install django-keyval\s*$")
+
+    def test_sidebar_title_says_unreleased_until_the_changelog_dates_the_release(self) -> None:
+        # In a process of its own: conf.py configures Django for the docs.
+        process = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import runpy; print(runpy.run_path('docs/conf.py')['html_title'])",
+            ],
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
+        suffix = " (unreleased)" if self.unreleased() else ""
+        self.assertEqual(process.stdout, f"django-keyval {self.version}{suffix}\n")
