@@ -81,12 +81,14 @@ def demo() -> int:
     run(python, EXAMPLE / "demo.py")
     print("\n# The same store from the command line", flush=True)
     keyval = [python, manage, "keyval"]
-    run(*keyval, "-c", "set", "-n", "demo", "-k", "greeting", "-V", "hello")
+    run(*keyval, "set", "demo", "greeting", "hello")
+    run(*keyval, "get", "demo", "greeting")
+    # The 0.1.2 form of the same command line still works.
     run(*keyval, "-c", "get", "-n", "demo", "-k", "greeting")
-    run(*keyval, "-c", "del", "-n", "demo", "-k", "greeting")
+    run(*keyval, "del", "demo", "greeting")
     # The key is gone now: the command reports it and exits non-zero, which is
     # how shell scripts tell a missing key from a found one.
-    status = run(*keyval, "-c", "get", "-n", "demo", "-k", "greeting", check=False)
+    status = run(*keyval, "get", "demo", "greeting", check=False)
     print(f"(exit status {status}: the key was deleted)")
     print("\nDemo finished.")
     return 0

@@ -5,7 +5,10 @@ builder a hidden test that runs each ``$ python manage.py keyval ...`` line
 through ``call_command`` and compares what it prints with the lines that
 follow it. Other ``$`` lines (comments for the reader, ``echo $?``) are shown
 only. A ``CommandError`` is printed as ``CommandError: message``, as
-``manage.py`` prints it on stderr before exiting with status 1.
+``manage.py`` prints it on stderr before exiting with status 1; the
+command's own standard error is shown with its output, as a terminal shows
+both. A command line ending in `` \\`` goes on on the next line, as in a shell.
+Commands see a terminal 80 columns wide.
 """
 
 from __future__ import annotations
@@ -24,13 +27,16 @@ COMMAND_PREFIX = "$ python manage.py keyval "
 DOCTEST_SETUP = """
 def keyval(*args):
     import os
+    import sys
+    from unittest import mock
     from django.conf import settings
     from django.core.management import call_command
     from django.core.management.base import CommandError
     previous = os.getcwd()
     os.chdir(settings.DOCS_WORKDIR)
     try:
-        call_command("keyval", *args)
+        with mock.patch.dict(os.environ, {"COLUMNS": "80"}):
+            call_command("keyval", *args, stderr=sys.stdout)
     except CommandError as error:
         print(f"CommandError: {error}")
     finally:
@@ -42,14 +48,22 @@ def to_doctest(lines: list[str]) -> str:
     """Turn a console session into doctest source."""
     test: list[str] = []
     testing = False
+    command = ""
     for line in lines:
-        if line.startswith("$ "):
+        if command:  # the rest of a command line continued with a backslash
+            command += " " + line.strip()
+        elif line.startswith("$ "):
             testing = line.startswith(COMMAND_PREFIX)
-            if testing:
-                args = shlex.split(line[len(COMMAND_PREFIX) :])
-                test.append(f">>> keyval(*{args!r})")
+            command = line if testing else ""
         elif testing:
             test.append(line if line.strip() else "<BLANKLINE>")
+            continue
+        if command.endswith(" \\"):
+            command = command[:-2]
+        elif command:
+            args = shlex.split(command[len(COMMAND_PREFIX) :])
+            test.append(f">>> keyval(*{args!r})")
+            command = ""
     return "\n".join(test) + "\n"
 
 

@@ -122,7 +122,7 @@ class SeedFormTests(TestCase):
                 ),
                 "-c list needs -n/--name",
             ),
-            (("-n", "s", "-k", "k"), "the following arguments are required: -c/--command"),
+            (("-n", "s", "-k", "k"), "name a command, as in 'manage.py keyval get STORE KEY'"),
         ]:
             with self.subTest(args=args), self.assertRaisesMessage(CommandError, message):
                 run(*args)
@@ -152,6 +152,261 @@ class SeedFormTests(TestCase):
             with self.subTest(args=args[:4]), self.assertRaisesMessage(CommandError, message):
                 run(*args)
         self.assertEqual(KeyValPair.objects.count(), 0)
+
+
+class CommandFormTests(TestCase):
+    """The form people expect, ``keyval get STORE KEY``, beside the 0.1.2 form."""
+
+    databases = {"default", "other"}
+
+    def test_every_command_in_both_forms(self) -> None:
+        # Each pair of command lines runs the same method: same output, same effect.
+        steps: list[tuple[tuple[str, ...], tuple[str, ...], str | None]] = [
+            (("set", "s", "k", "v"), ("-c", "set", "-n", "s", "-k", "k", "-V", "v"), "Updated"),
+            (("get", "s", "k"), ("-c", "get", "-n", "s", "-k", "k"), "v\n"),
+            (("exists", "s", "k"), ("-c", "exists", "-n", "s", "-k", "k"), "True\n"),
+            (("list", "s"), ("-c", "list", "-n", "s"), "k\n"),
+            (("stores",), ("-c", "stores"), "s\n"),
+            (("pop", "s", "k"), ("-c", "pop", "-n", "s", "-k", "k"), "v\n"),
+            (("incr", "s", "n"), ("-c", "incr", "-n", "s", "-k", "n"), None),
+            (
+                ("decr", "s", "n", "--delta", "5"),
+                ("-c", "decr", "-n", "s", "-k", "n", "--delta", "5"),
+                None,
+            ),
+            (("del", "s", "n"), ("-c", "del", "-n", "s", "-k", "n"), "Deleted key 'n'"),
+            (("cull",), ("-c", "cull"), "Deleted 0 expired pairs.\n"),
+        ]
+        for modern, legacy, expected in steps:
+            with self.subTest(modern):
+                KeyVal("s").set("k", "v")
+                KeyVal("s").set("n", 10)
+                first = run(*modern)
+                rows_after_first = rows()
+                KeyVal("s").set("k", "v")
+                KeyVal("s").set("n", 10)
+                second = run(*legacy)
+                self.assertEqual(first, second)
+                self.assertEqual(rows_after_first, rows())
+                if expected is not None:
+                    self.assertTrue(first.startswith(expected), first)
+        self.assertEqual(run("incr", "s", "n", "--delta", "3"), "13\n")
+        self.assertEqual(run("decr", "s", "n"), "12\n")
+
+    def test_set_json_and_timeout(self) -> None:
+        before = timezone.now()
+        run("set", "s", "k", '{"a": [1, null]}', "--json", "--timeout", "60")
+        self.assertEqual(KeyVal("s").get("k"), {"a": [1, None]})
+        expires_at = KeyVal("s").expires_at("k")
+        assert expires_at is not None
+        self.assertGreaterEqual(expires_at, before + datetime.timedelta(seconds=60))
+        self.assertEqual(run("get", "s", "k", "--json"), '{"a": [1, null]}\n')
+        self.assertEqual(run("pop", "s", "k", "--json"), '{"a": [1, null]}\n')
+        with self.assertRaisesMessage(CommandError, "VALUE is not valid JSON: Expecting value"):
+            run("set", "s", "k", "nope", "--json")
+        self.assertFalse(KeyVal("s").exists("k"))
+
+    def test_a_value_that_looks_like_an_option(self) -> None:
+        run("set", "s", "k", "--", "-5")
+        self.assertEqual(KeyVal("s").get("k"), "-5")
+
+    def test_flush_and_flush_all(self) -> None:
+        KeyVal("a").set_many({"x": 1, "y": 2})
+        KeyVal("b").set("z", 3)
+        with mock.patch("builtins.input", return_value="no"):
+            self.assertEqual(run("flush", "a"), "Flush cancelled.\n")
+        self.assertEqual(run("flush", "a", "--noinput"), "Deleted 2 pairs of store 'a'.\n")
+        call_command("keyval", "flush_all", interactive=False, stdout=StringIO())
+        self.assertEqual(KeyValPair.objects.count(), 0)
+
+    def test_export_and_import(self) -> None:
+        KeyVal("a").set("x", 1)
+        KeyVal("b").set("y", [2])
+        tmp = tempfile.mkdtemp(prefix="keyval-command-")
+        self.addCleanup(shutil.rmtree, tmp)
+        path = os.path.join(tmp, "a.jsonl")
+        self.assertEqual(run("export", "a", "-o", path), f"Exported 1 pairs to {path}.\n")
+        self.assertEqual(run("export", "a"), Path(path).read_text(encoding="utf-8"))
+        everything = run("export")
+        self.assertEqual(len(everything.splitlines()), 2)
+        KeyVal.flush_all()
+        self.assertEqual(run("import", path), "Imported 1 pairs.\n")
+        self.assertEqual(run("import", "-", stdin=StringIO(everything)), "Imported 2 pairs.\n")
+        self.assertEqual(run("import", stdin=StringIO(everything), verbosity=0), "")
+        self.assertEqual(KeyVal("b").get("y"), [2])
+
+    def test_options_before_and_after_the_command(self) -> None:
+        run("set", "s", "k", "on other", "--database", "other")
+        run("--database", "other", "set", "s", "k2", "also on other")
+        self.assertEqual(run("get", "s", "k", "--database", "other"), "on other\n")
+        self.assertEqual(KeyVal.stores(using="other"), ["s"])
+        self.assertEqual(KeyVal.stores(), [])
+        self.assertEqual(run("set", "s", "k", "v", "-v", "0"), "")
+        self.assertEqual(run("-v", "0", "del", "s", "k"), "")
+        with self.assertRaisesMessage(CommandError, "there is no database 'nowhere'"):
+            run("stores", "--database", "nowhere")
+
+    def test_command_line_errors(self) -> None:
+        for args, message in [
+            (("get", "s"), "the following arguments are required: KEY"),
+            (("set", "s", "k"), "the following arguments are required: VALUE"),
+            (("fetch", "s", "k"), "argument COMMAND: invalid choice: 'fetch'"),
+            (("get", "s", "k", "--timeout", "5"), "unrecognized arguments: --timeout 5"),
+            (("get", "s", "k", "extra"), "unrecognized arguments: extra"),
+            (("incr", "s", "k", "--delta", "x"), "argument --delta: invalid int value: 'x'"),
+            (("-c", "get", "get", "s", "k"), "give the command once: 'get' or '-c get'"),
+            (
+                ("-n", "s", "get", "s", "k"),
+                "-n/--name belongs to the 0.1.2 form (-c COMMAND); "
+                "write: manage.py keyval get STORE KEY",
+            ),
+            (("-i", "f", "import"), "--input belongs to the 0.1.2 form"),
+            ((), "name a command, as in 'manage.py keyval get STORE KEY'"),
+        ]:
+            with self.subTest(args), self.assertRaisesMessage(CommandError, message):
+                run(*args)
+        self.assertEqual(KeyValPair.objects.count(), 0)
+
+    def test_the_new_list_option_in_the_0_1_2_form(self) -> None:
+        KeyVal("s").set("k", 1)
+        self.assertEqual(run("-c", "list", "-n", "s", "--values"), run("list", "s", "--values"))
+        with self.assertRaisesMessage(CommandError, "--values does not apply to -c get"):
+            run("-c", "get", "-n", "s", "-k", "k", "--values")
+
+
+class HelpTests(TestCase):
+    """``--help`` is a short usage; docs/command.rst is the reference."""
+
+    def help(self, *subcommand: str) -> str:
+        parser = keyval_command.Command().create_parser("manage.py", "keyval")
+        if subcommand:
+            [subparsers] = [action for action in parser._actions if action.dest == "subcommand"]
+            parser = subparsers.choices[subcommand[0]]  # type: ignore[index]
+        with mock.patch.dict(os.environ, {"COLUMNS": "80"}):
+            return parser.format_help()
+
+    def test_short_with_one_line_per_command(self) -> None:
+        text = self.help()
+        lines = text.splitlines()
+        self.assertLessEqual(len(lines), 50)
+        self.assertEqual([line for line in lines if len(line) > 80], [])
+        for name in keyval_command.COMMANDS:
+            with self.subTest(name):
+                [line] = [
+                    line for line in lines if line.startswith(f"  {name} ") or line == f"  {name}"
+                ]
+                self.assertIn(keyval_command.COMMANDS[name].summary, line)
+        self.assertIn("  set STORE KEY VALUE  store VALUE", text)
+        self.assertIn("  export [STORE]", text)
+        self.assertIn("docs/command.rst", text)
+        self.assertIn("-c get -n STORE -k KEY", text)
+        # The 0.1.2 options are on the documentation's page, not here.
+        self.assertNotIn("--prefix", text)
+
+    def test_each_command_has_its_own_help(self) -> None:
+        for name in keyval_command.COMMANDS:
+            with self.subTest(name):
+                text = self.help(name)
+                self.assertTrue(text.startswith(f"usage: manage.py keyval {name} "), text)
+                self.assertEqual([line for line in text.splitlines() if len(line) > 80], [])
+        self.assertIn("--timeout SECONDS", self.help("set"))
+        self.assertIn("parse VALUE as JSON", self.help("set"))
+        self.assertIn("print the value as JSON", self.help("get"))
+        self.assertIn("--values", self.help("list"))
+
+
+class ListValuesTests(TestCase):
+    """``list STORE --values``: each key with its expiry and value, cut to the terminal."""
+
+    def list_values(self, *args: str, columns: int = 200, **options: Any) -> str:
+        with mock.patch.dict(os.environ, {"COLUMNS": str(columns)}):
+            return run("list", *args, "--values", **options)
+
+    def test_keys_expiry_and_values(self) -> None:
+        kv = KeyVal("s")
+        kv.set("greeting", "hello")
+        kv.set("n", 5)
+        kv.set("opening hours", {"mon": (9, 17)})
+        kv.set("code", "4711", timeout=600)
+        expires_at = kv.expires_at("code")
+        assert expires_at is not None
+        expiry = timezone.localtime(expires_at).isoformat(timespec="seconds")
+        self.assertEqual(
+            self.list_values("s"),
+            f"code           {expiry}  '4711'\n"
+            "greeting       never                      'hello'\n"
+            "n              never                      5\n"
+            "opening hours  never                      {'mon': (9, 17)}\n",
+        )
+        self.assertEqual(
+            self.list_values("s", "--prefix", "g"),
+            "greeting  never                      'hello'\n",
+        )
+
+    def test_lines_are_cut_to_the_terminal_width(self) -> None:
+        KeyVal("s").set("k", "x" * 500)
+        KeyVal("s").set("multi", "one\ntwo")
+        output = self.list_values("s", columns=50)
+        self.assertEqual(
+            output,
+            "k      never                      'xxxxxxxxxxxx...\n"
+            "multi  never                      'one\\ntwo'\n",
+        )
+        self.assertEqual({len(line) for line in output.splitlines()}, {50, 44})
+
+    def test_values_it_cannot_show(self) -> None:
+        tmp = tempfile.mkdtemp(prefix="keyval-command-")
+        self.addCleanup(shutil.rmtree, tmp)
+        proof = os.path.join(tmp, "pwned")
+        insert_raw("s", "evil", forged_pickle(proof))
+        insert_raw("s", "gone", b"data", serializer="mystery")
+        KeyVal("s").set("endless", EndlessRepr())
+        KeyVal("s").set("fine", 1)
+        lines = self.list_values("s").splitlines()
+        self.assertEqual(
+            [line.split("  ")[-1] for line in lines[:3]],
+            [
+                "<not shown: nested too deeply>",
+                "<not shown: its signature does not match, so it was not unpickled>",
+                "1",
+            ],
+        )
+        self.assertEqual(
+            lines[3].split("  ")[-1],
+            "<not shown: the value was written by a serializer named 'mystery', which is not "
+            "configured>",
+        )
+        self.assertFalse(os.path.exists(proof), "the forged pickle was unpickled")
+
+    def test_pages_of_keys(self) -> None:
+        KeyVal("s").set_many({f"k{i:03}": i for i in range(250)})
+        KeyVal("s").set("k100", "gone", timeout=0)  # expired: not listed
+        with CaptureQueriesContext(connection) as queries:
+            output = self.list_values("s")
+        self.assertEqual(len(output.splitlines()), 249)
+        self.assertNotIn("k100", output)
+        self.assertEqual(output.splitlines()[-1], "k249  never                      249")
+        self.assertLessEqual(len(queries), 6)  # a page of keys, then a query per 100 keys
+
+    def test_a_store_that_does_not_exist_is_named(self) -> None:
+        KeyVal("s").set("k", 1)
+        for args in [("nope",), ("nope", "--values")]:
+            with self.subTest(args):
+                stdout, stderr = StringIO(), StringIO()
+                call_command("keyval", "list", *args, stdout=stdout, stderr=stderr)
+                self.assertEqual(stdout.getvalue(), "")
+                self.assertEqual(
+                    stderr.getvalue(), "There is no store 'nope': it holds no pairs.\n"
+                )
+        # A prefix that matches nothing in a store that exists: nothing to say.
+        stderr = StringIO()
+        call_command("keyval", "list", "s", "--prefix", "x", stdout=StringIO(), stderr=stderr)
+        self.assertEqual(stderr.getvalue(), "")
+        stderr = StringIO()
+        call_command(
+            "keyval", "-c", "list", "-n", "nope", "-v", "0", stdout=StringIO(), stderr=stderr
+        )
+        self.assertEqual(stderr.getvalue(), "")
 
 
 class ValueTests(TestCase):
@@ -802,7 +1057,7 @@ class SubprocessTests(TempDirMixin, TestCase):
         self.assertNotIn("Traceback", stderr)
         return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
-    def test_exit_status_and_output(self) -> None:
+    def make_project(self) -> None:
         # A copy of the example project, so its database is created in the copy.
         self.project = os.path.join(self.tmp, "example")
         shutil.copytree(
@@ -812,6 +1067,46 @@ class SubprocessTests(TempDirMixin, TestCase):
         )
         migrate = self.manage("migrate", "-v", "0")
         self.assertEqual(migrate.returncode, 0, migrate.stderr)
+
+    def test_command_form_exit_status_and_help(self) -> None:
+        self.make_project()
+        stored = self.manage("keyval", "set", "name", "key", "value", "--timeout", "600")
+        self.assertEqual(
+            (stored.returncode, stored.stdout), (0, "Created key 'key' in store 'name'.\n")
+        )
+        fetched = self.manage("keyval", "get", "name", "key")
+        self.assertEqual((fetched.returncode, fetched.stdout, fetched.stderr), (0, "value\n", ""))
+        missing = self.manage("keyval", "get", "name", "nope")
+        self.assertEqual(missing.returncode, 1)
+        self.assertIn("CommandError: key 'nope' not found in store 'name'", missing.stderr)
+        for args, message in [
+            (
+                ("get", "name"),
+                "manage.py keyval get: error: the following arguments are required: KEY",
+            ),
+            ((), "manage.py keyval: error: name a command"),
+            (("list", "name", "--nope"), "manage.py keyval: error: unrecognized arguments: --nope"),
+        ]:
+            with self.subTest(args):
+                usage = self.manage("keyval", *args)
+                self.assertEqual((usage.returncode, usage.stdout), (2, ""))
+                self.assertTrue(usage.stderr.startswith("usage: manage.py keyval "), usage.stderr)
+                self.assertIn(message, usage.stderr)
+        listed = self.manage("keyval", "list", "nothing")
+        self.assertEqual(
+            (listed.returncode, listed.stdout, listed.stderr),
+            (0, "", "There is no store 'nothing': it holds no pairs.\n"),
+        )
+        environment_columns = {"COLUMNS": "80"}
+        with mock.patch.dict(os.environ, environment_columns):
+            shown = self.manage("keyval", "--help")
+        self.assertEqual(shown.returncode, 0)
+        self.assertLessEqual(len(shown.stdout.splitlines()), 50)
+        self.assertEqual([line for line in shown.stdout.splitlines() if len(line) > 80], [])
+        self.assertIn("  get STORE KEY ", shown.stdout)
+
+    def test_exit_status_and_output(self) -> None:
+        self.make_project()
 
         stored = self.manage("keyval", "-c", "set", "-n", "name", "-k", "key", "-V", "value")
         self.assertEqual(
@@ -828,7 +1123,7 @@ class SubprocessTests(TempDirMixin, TestCase):
         # What argparse cannot parse is a usage error: status 2, as for any command.
         for args, message in [
             (("-c", "fetch"), "argument -c/--command: invalid choice: 'fetch'"),
-            (("-n", "name"), "the following arguments are required: -c/--command"),
+            (("-n", "name"), "name a command, as in 'manage.py keyval get STORE KEY'"),
             (
                 ("-c", "set", "-n", "s", "-k", "k", "-V", "v", "--timeout", "soon"),
                 "argument --timeout: invalid float value: 'soon'",
@@ -838,7 +1133,13 @@ class SubprocessTests(TempDirMixin, TestCase):
                 usage = self.manage("keyval", *args)
                 self.assertEqual(usage.returncode, 2)
                 self.assertEqual(usage.stdout, "")
-                self.assertTrue(usage.stderr.startswith("usage: manage.py keyval [-h] -c COMMAND"))
+                self.assertTrue(
+                    usage.stderr.startswith(
+                        "usage: manage.py keyval COMMAND [ARGUMENTS] [OPTIONS]\n"
+                        "       manage.py keyval -c COMMAND [-n STORE] [-k KEY] [-V VALUE] "
+                        "[OPTIONS]\n"
+                    )
+                )
                 self.assertIn(f"\nmanage.py keyval: error: {message}", usage.stderr)
 
         # Export to a pipe, import from one.

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import suppress
-from typing import IO, Any
+from typing import IO, Any, NamedTuple, NoReturn
 
 from django.core.management.base import (
     BaseCommand,
@@ -19,57 +20,58 @@ from django.core.management.base import (
 from django.db import connections, router, transaction
 
 from ...exceptions import KeyValError
+from ...listing import listing_lines
 from ...models import KeyVal
 from ...serializers import is_exact_json, parse_json
 from ...store import get_model_class
 from ...streams import CountedLines, ProgressBar, file_size, write_lines, write_lines_to_file
 from ...transfer import count_pairs, export_lines, import_lines
 
-HELP = """\
-Read and change the key-value stores of django-keyval.
 
-  manage.py keyval -c get -n STORE -k KEY
-  manage.py keyval -c set -n STORE -k KEY -V VALUE [--json] [--timeout SECONDS]
+class Subcommand(NamedTuple):
+    """What one command takes, in both forms of the command line."""
 
-Commands (-c/--command):
-  set        store VALUE under KEY: a str, or with --json the JSON it means
-  get        print the value of KEY (--json: as JSON)
-  del        delete KEY
-  exists     print True or False
-  pop        print the value of KEY (as get does) and delete it
-  incr       add --delta N (default 1) to an integer value; print the result
-  decr       subtract, as incr adds
-  list       print the keys of STORE (--prefix TEXT: those starting with it)
-  stores     print the names of the stores
-  flush      delete every pair of STORE, after confirmation (--noinput)
-  flush_all  delete every pair of every store, after confirmation (--noinput)
-  cull       delete the expired pairs of every store
-  export     write the live pairs as JSON Lines to stdout or --output FILE
-  import     store the pairs of an export (--input FILE, or stdin), all or none
+    #: Options the command needs: the positional arguments of ``keyval set
+    #: STORE KEY VALUE``, the options ``-n``/``-k``/``-V`` of ``-c set``.
+    needs: tuple[str, ...]
+    #: Options it takes optionally, positional (``export [STORE]``) in the
+    #: first form.
+    optional: tuple[str, ...]
+    #: Options that are options (``--json``) in both forms.
+    options: tuple[str, ...]
+    #: One line of ``--help``.
+    summary: str
 
-The full reference (every option, the export format, exit statuses) is the
-"manage.py keyval" page of the documentation, docs/command.rst.
-"""
 
-# For each command: the options it needs, and the further ones it accepts.
-COMMANDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "set": (("name", "key", "value"), ("json", "timeout")),
-    "get": (("name", "key"), ("json",)),
-    "del": (("name", "key"), ()),
-    "exists": (("name", "key"), ()),
-    "pop": (("name", "key"), ("json",)),
-    "incr": (("name", "key"), ("delta", "value")),
-    "decr": (("name", "key"), ("delta", "value")),
-    "list": (("name",), ("prefix",)),
-    "stores": ((), ()),
-    "flush": (("name",), ("interactive",)),
-    "flush_all": ((), ("interactive",)),
-    "cull": ((), ()),
-    "export": ((), ("name", "output")),
-    "import": ((), ("input",)),
+COMMANDS: dict[str, Subcommand] = {
+    "set": Subcommand(
+        ("name", "key", "value"),
+        (),
+        ("json", "timeout"),
+        "store VALUE: a str, or with --json the JSON it means",
+    ),
+    "get": Subcommand(("name", "key"), (), ("json",), "print the value (--json: as JSON)"),
+    "del": Subcommand(("name", "key"), (), (), "delete the pair"),
+    "exists": Subcommand(("name", "key"), (), (), "print True or False"),
+    "pop": Subcommand(("name", "key"), (), ("json",), "print the value and delete the pair"),
+    "incr": Subcommand(("name", "key"), (), ("delta",), "add --delta N (default 1); print the sum"),
+    "decr": Subcommand(("name", "key"), (), ("delta",), "subtract --delta N (default 1)"),
+    "list": Subcommand(
+        ("name",), (), ("prefix", "values"), "print the keys (--values: values, expiry)"
+    ),
+    "stores": Subcommand((), (), (), "print the names of the stores"),
+    "flush": Subcommand(("name",), (), ("interactive",), "delete every pair of STORE"),
+    "flush_all": Subcommand((), (), ("interactive",), "delete every pair of every store"),
+    "cull": Subcommand((), (), (), "delete the expired pairs of every store"),
+    "export": Subcommand((), ("name",), ("output",), "write the live pairs as JSON Lines"),
+    "import": Subcommand((), ("input",), (), "store the pairs of an export, all or none"),
 }
 
-# How each option is written, for error messages; and its value when not given.
+#: The 0.1.2 form also takes the amount of incr and decr as ``-V N``.
+LEGACY_OPTIONS: dict[str, tuple[str, ...]] = {"incr": ("value",), "decr": ("value",)}
+
+# How each option is written in the 0.1.2 form, for error messages; and its
+# value when not given.
 OPTIONS: dict[str, tuple[str, Any]] = {
     "name": ("-n/--name", None),
     "key": ("-k/--key", None),
@@ -78,10 +80,56 @@ OPTIONS: dict[str, tuple[str, Any]] = {
     "timeout": ("--timeout", None),
     "delta": ("--delta", None),
     "prefix": ("--prefix", None),
+    "values": ("--values", False),
     "interactive": ("--noinput", True),
     "output": ("--output", None),
     "input": ("--input", None),
 }
+
+#: The positional arguments of the first form, named as ``--help`` shows them.
+ARGUMENTS = {"name": "STORE", "key": "KEY", "value": "VALUE", "input": "FILE"}
+ARGUMENT_HELP = {
+    "name": "the store's name (export: only this store)",
+    "key": "the key",
+    "value": "the value: a str, unless --json",
+    "input": 'read FILE (default, or "-": standard input)',
+}
+
+
+def _command_line(name: str) -> str:
+    """Return ``set STORE KEY VALUE``: a command and its positional arguments."""
+    command = COMMANDS[name]
+    return " ".join(
+        [
+            name,
+            *(ARGUMENTS[option] for option in command.needs),
+            *(f"[{ARGUMENTS[option]}]" for option in command.optional),
+        ]
+    )
+
+
+def _help_text() -> str:
+    width = max(len(_command_line(name)) for name in COMMANDS)
+    commands = "\n".join(
+        f"  {_command_line(name):<{width}}  {command.summary}" for name, command in COMMANDS.items()
+    )
+    return f"""\
+Read and change the key-value stores of django-keyval.
+
+commands:
+{commands}
+
+"manage.py keyval COMMAND --help" shows the options of a command. The 0.1.2
+form (-c get -n STORE -k KEY, -c set -n STORE -k KEY -V VALUE, ...) works too.
+Full reference: the "manage.py keyval" page of the documentation
+(docs/command.rst).
+"""
+
+
+USAGE = (
+    "%(prog)s COMMAND [ARGUMENTS] [OPTIONS]\n"
+    "       %(prog)s -c COMMAND [-n STORE] [-k KEY] [-V VALUE] [OPTIONS]"
+)
 
 
 class _HelpFormatter(DjangoHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -102,97 +150,185 @@ def _discard_process_stdout(stream: Any) -> None:
             os.dup2(devnull, sys.stdout.fileno())
 
 
-class Command(BaseCommand):
-    """Read and change key-value stores: ``manage.py keyval -c get -n STORE -k KEY``."""
+def _add_option(parser: argparse.ArgumentParser, option: str, **kwargs: Any) -> None:
+    """Declare ``option`` (a key of ``OPTIONS``) on ``parser``."""
+    flags: dict[str, tuple[str, ...]] = {
+        "json": ("--json",),
+        "timeout": ("--timeout",),
+        "delta": ("--delta",),
+        "prefix": ("--prefix",),
+        "values": ("--values",),
+        "interactive": ("--noinput", "--no-input"),
+        "output": ("-o", "--output"),
+    }
+    settings: dict[str, dict[str, Any]] = {
+        "json": {
+            "action": "store_true",
+            "help": "print the value as JSON",
+        },
+        "timeout": {
+            "type": float,
+            "metavar": "SECONDS",
+            "help": "the pair expires after this many seconds (default: never)",
+        },
+        "delta": {"type": int, "metavar": "N", "help": "the amount (default 1)"},
+        "prefix": {"metavar": "TEXT", "help": "only the keys that start with TEXT"},
+        "values": {
+            "action": "store_true",
+            "help": "show each key's expiry and value, cut to the terminal's width",
+        },
+        "interactive": {"action": "store_false", "help": "do not ask for confirmation"},
+        "output": {"metavar": "FILE", "help": "write to FILE instead of standard output"},
+    }
+    parser.add_argument(*flags[option], dest=option, **{**settings[option], **kwargs})
 
-    help = HELP
+
+class Command(BaseCommand):
+    """Read and change key-value stores: ``manage.py keyval get STORE KEY``."""
+
+    help = _help_text()
     # Lets tests hand import a stream in place of sys.stdin.
     stealth_options = ("stdin",)
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
-        """Keep the line breaks of the help text."""
+        """Keep the line breaks of the help text; show both forms in the usage."""
         kwargs.setdefault("formatter_class", _HelpFormatter)
-        return super().create_parser(prog_name, subcommand, **kwargs)
+        kwargs.setdefault("usage", USAGE)
+        self.parser = super().create_parser(prog_name, subcommand, **kwargs)
+        return self.parser
 
     def add_arguments(self, parser: CommandParser) -> None:
-        """Declare the options; see the help text for what each command does with them."""
-        parser.add_argument(
-            "-c",
-            "--command",
-            required=True,
-            choices=list(COMMANDS),
-            metavar="COMMAND",
-            help=f"What to do: {', '.join(COMMANDS)}.",
+        """Declare both forms: ``keyval get STORE KEY`` and ``keyval -c get -n STORE -k KEY``.
+
+        Both fill the same options (``name``, ``key``, ``value``, ...), which
+        :meth:`handle` passes to the same method, ``command_get``.
+        """
+        # Options a command takes after its name, as Django's commands take
+        # them anywhere; SUPPRESS leaves the values given before the name.
+        common = CommandParser(add_help=False)
+        common.add_argument(
+            "--database",
+            metavar="ALIAS",
+            default=argparse.SUPPRESS,
+            help="the database to use (default: the one the routers choose)",
         )
-        parser.add_argument(
-            "-n", "--name", "--store", dest="name", metavar="STORE", help="The store's name."
+        common.add_argument(
+            "-v",
+            "--verbosity",
+            type=int,
+            choices=[0, 1, 2, 3],
+            default=argparse.SUPPRESS,
+            help="0 silences confirmations and the progress bar",
         )
-        parser.add_argument("-k", "--key", metavar="KEY", help="The key.")
-        parser.add_argument(
-            "-V",
-            "--value",
-            metavar="VALUE",
-            help="The value for set (a str unless --json), or the delta for incr/decr.",
+        for flag in ("--traceback", "--no-color", "--force-color", "--skip-checks"):
+            common.add_argument(
+                flag, action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+            )
+        for flag in ("--settings", "--pythonpath"):
+            common.add_argument(flag, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+        subparsers = parser.add_subparsers(
+            dest="subcommand", metavar="COMMAND", prog=parser.prog, help=argparse.SUPPRESS
         )
+        for name, command in COMMANDS.items():
+            subparser = subparsers.add_parser(
+                name,
+                parents=[common],
+                help=command.summary,
+                description=f"{command.summary[0].upper()}{command.summary[1:]}.",
+                formatter_class=_HelpFormatter,
+            )
+            for option in command.needs:
+                subparser.add_argument(ARGUMENTS[option], help=ARGUMENT_HELP[option])
+            for option in command.optional:
+                subparser.add_argument(ARGUMENTS[option], nargs="?", help=ARGUMENT_HELP[option])
+            for option in command.options:
+                extra = {"help": "parse VALUE as JSON"} if (name, option) == ("set", "json") else {}
+                _add_option(subparser, option, default=argparse.SUPPRESS, **extra)
+
+        # The 0.1.2 form: every option at the top, named by -c. Described on
+        # the documentation's page, not in --help, which stays short.
+        hidden = argparse.SUPPRESS
         parser.add_argument(
-            "--json",
-            action="store_true",
-            help="set: parse VALUE as JSON. get/pop: print the value as JSON.",
+            "-c", "--command", choices=list(COMMANDS), metavar="COMMAND", help=hidden
         )
-        parser.add_argument(
-            "--timeout",
-            type=float,
-            metavar="SECONDS",
-            help="set: the pair expires after this many seconds (default: never).",
-        )
-        parser.add_argument(
-            "--delta", type=int, metavar="N", help="incr/decr: the amount (default 1)."
-        )
-        parser.add_argument("--prefix", metavar="TEXT", help="list: only keys starting with TEXT.")
-        parser.add_argument(
-            "--noinput",
-            "--no-input",
-            action="store_false",
-            dest="interactive",
-            help="flush/flush_all: do not ask for confirmation.",
-        )
-        parser.add_argument(
-            "-o", "--output", metavar="FILE", help="export: write to FILE instead of stdout."
-        )
-        parser.add_argument(
-            "-i",
-            "--input",
-            metavar="FILE",
-            help='import: read FILE instead of stdin ("-" is stdin).',
-        )
+        parser.add_argument("-n", "--name", "--store", dest="name", help=hidden)
+        parser.add_argument("-k", "--key", help=hidden)
+        parser.add_argument("-V", "--value", help=hidden)
+        parser.add_argument("-i", "--input", help=hidden)
+        for option in ("json", "timeout", "delta", "prefix", "values", "interactive", "output"):
+            _add_option(parser, option, help=hidden)
         parser.add_argument(
             "--database",
             metavar="ALIAS",
-            help="The database alias to use (default: the one the routers choose).",
+            help="the database to use (default: the one the routers choose)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Check the options for the command, run it, and turn errors into ``CommandError``."""
-        command = options["command"]
+        name = self.command_name(options)
         self.verbosity = options["verbosity"]
         self.using = options["database"]
         if self.using is not None and self.using not in connections.settings:
             raise CommandError(f"there is no database {self.using!r} in DATABASES")
-        required, accepted = COMMANDS[command]
-        for option in required:
-            if options[option] is None:
-                raise CommandError(f"-c {command} needs {OPTIONS[option][0]}")
-        for option, (flag, default) in OPTIONS.items():
-            if option not in required and option not in accepted and options[option] != default:
-                raise CommandError(f"{flag} does not apply to -c {command}")
         try:
-            getattr(self, f"command_{command}")(options)
+            getattr(self, f"command_{name}")(options)
         except KeyValError as error:
             raise CommandError(str(error)) from error
         except RecursionError:
             # A value nested so deeply that printing, checking or pickling it
             # exhausts Python's stack.
             raise CommandError("the value is nested too deeply to handle") from None
+
+    def command_name(self, options: dict[str, Any]) -> str:
+        """Return the command to run, with ``options`` filled the same way for either form.
+
+        A command line that names no command, or mixes the forms, is a usage
+        error (exit status 2), as argparse reports its own.
+        """
+        name: str | None = options.get("subcommand")
+        if name is None:
+            if options["command"] is None:
+                self.usage_error(
+                    "name a command, as in 'manage.py keyval get STORE KEY' "
+                    "(or the 0.1.2 form: -c get -n STORE -k KEY)"
+                )
+            return self.legacy_command(options)
+        self.legacy = False
+        if options["command"] is not None:
+            self.usage_error(f"give the command once: '{name}' or '-c {options['command']}'")
+        for option in ARGUMENTS:
+            if options[option] is not None:
+                flag = OPTIONS[option][0]
+                self.usage_error(
+                    f"{flag} belongs to the 0.1.2 form (-c COMMAND); "
+                    f"write: manage.py keyval {_command_line(name)}"
+                )
+            options[option] = options.get(ARGUMENTS[option])
+        return name
+
+    def legacy_command(self, options: dict[str, Any]) -> str:
+        """Check the options of ``-c COMMAND`` as 0.1.2 did; return the command."""
+        self.legacy = True
+        name: str = options["command"]
+        command = COMMANDS[name]
+        accepted = command.optional + command.options + LEGACY_OPTIONS.get(name, ())
+        for option in command.needs:
+            if options[option] is None:
+                raise CommandError(f"-c {name} needs {OPTIONS[option][0]}")
+        for option, (flag, default) in OPTIONS.items():
+            if (
+                option not in command.needs
+                and option not in accepted
+                and options[option] != default
+            ):
+                raise CommandError(f"{flag} does not apply to -c {name}")
+        return name
+
+    def usage_error(self, message: str) -> NoReturn:
+        """Report a command line that cannot be run, as argparse does (exit status 2)."""
+        self.parser.error(message)
+        raise AssertionError("unreachable: error() exits or raises")  # pragma: no cover
 
     # -- helpers ---------------------------------------------------------------
 
@@ -264,7 +400,8 @@ class Command(BaseCommand):
             try:
                 value = parse_json(value)
             except ValueError as error:
-                raise CommandError(f"-V is not valid JSON: {error}") from None
+                flag = "-V" if self.legacy else "VALUE"
+                raise CommandError(f"{flag} is not valid JSON: {error}") from None
         kv = self.store(options)
         created = kv.set(options["key"], value, timeout=options["timeout"])
         verb = "Created" if created else "Updated"
@@ -315,9 +452,21 @@ class Command(BaseCommand):
     # -- whole stores --------------------------------------------------------------
 
     def command_list(self, options: dict[str, Any]) -> None:
-        """Print the keys of a store."""
-        for key in self.store(options).keys(options["prefix"] or ""):
-            self.stdout.write(key)
+        """Print the keys of a store; with ``--values``, each with its expiry and value."""
+        kv = self.store(options)
+        prefix = options["prefix"] or ""
+        listed = 0
+        if options["values"]:
+            width = shutil.get_terminal_size().columns
+            for line in listing_lines(kv, prefix, width):
+                self.stdout.write(line)
+                listed += 1
+        else:
+            for key in kv.keys(prefix):
+                self.stdout.write(key)
+                listed += 1
+        if not listed and self.verbosity >= 1 and (not prefix or not kv.count()):
+            self.stderr.write(f"There is no store {kv.name!r}: it holds no pairs.")
 
     def command_stores(self, options: dict[str, Any]) -> None:
         """Print the names of the stores."""
