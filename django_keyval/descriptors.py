@@ -9,13 +9,18 @@ from typing import Any, Generic, TypeVar
 _T = TypeVar("_T")
 
 
-class StoreOrClassMethod(Generic[_T]):
-    """A method that works on the class (any store) and on an instance (its database)."""
+class StoreOrClassMethod(classmethod, Generic[_T]):  # type: ignore[type-arg]
+    """A method that works on the class (any store) and on an instance (its database).
+
+    A ``classmethod`` that, called on an instance, receives the instance
+    rather than its class. Being a ``classmethod`` is also how
+    documentation tools see it: called mostly on the class.
+    """
 
     def __init__(self, function: Callable[..., _T]) -> None:
+        super().__init__(function)
         self.function = function
         self.__doc__ = function.__doc__
-        self.__wrapped__ = function
 
-    def __get__(self, instance: Any, owner: type) -> Callable[..., _T]:
+    def __get__(self, instance: Any, owner: type | None = None) -> Callable[..., _T]:
         return types.MethodType(self.function, owner if instance is None else instance)

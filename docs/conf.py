@@ -47,7 +47,8 @@ html_theme = "furo"
 # that it can be installed from PyPI.
 _unreleased = f"{release} (unreleased)" in (ROOT / "HISTORY.rst").read_text(encoding="utf-8")
 html_title = f"django-keyval {release}" + (" (unreleased)" if _unreleased else "")
-html_static_path = ["_static"] if (DOCS / "_static").is_dir() else []
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]
 
 # Keep the order of the source, which groups methods by what they do.
 autodoc_member_order = "bysource"
