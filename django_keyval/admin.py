@@ -7,16 +7,18 @@ pickle written into the table by anything but the store is shown as
 
 from __future__ import annotations
 
+import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.views.main import ChangeList
 from django.db import router, transaction
 from django.db.models import Count, Q, QuerySet, Value
-from django.db.models.functions import Lower
+from django.db.models.functions import Length, Lower, Substr
 from django.db.models.lookups import Contains
 from django.forms import ModelForm
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils import formats, timezone
 from django.utils.html import format_html
@@ -24,8 +26,11 @@ from django.utils.text import smart_split, unescape_string_literal
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from .forms import KeyValPairForm, decoded
+from .display import PREFIX_ATTRIBUTE, PREVIEW_BYTES, SIZE_ATTRIBUTE, decoded
+from .exceptions import PairChangedError
+from .forms import KeyValPairForm
 from .models import KeyVal, KeyValPair
+from .value_fields import VALUE_KINDS
 
 if TYPE_CHECKING:
     Pairs = QuerySet[KeyValPair]
@@ -33,7 +38,53 @@ if TYPE_CHECKING:
 else:  # ModelAdmin cannot be subscripted at run time
     _PairAdmin = admin.ModelAdmin
 
-__all__ = ["ExpiryListFilter", "KeyValPairAdmin", "StoreListFilter"]
+__all__ = [
+    "ExpiryListFilter",
+    "KeyValPairAdmin",
+    "PairChangeList",
+    "StoreListFilter",
+    "short_duration",
+]
+
+
+def short_duration(seconds: float) -> str:
+    """Return ``seconds`` as a short, rounded-down duration: "45 s", "10 min", "2 h", "3 days".
+
+    The number and its unit are joined by a no-break space, so they never
+    end up on two lines of a narrow column.
+    """
+    seconds = int(seconds)
+    if seconds < 60:
+        return gettext("%(count)d\u00a0s") % {"count": seconds}
+    if seconds < 3600:
+        return gettext("%(count)d\u00a0min") % {"count": seconds // 60}
+    if seconds < 2 * 86400:
+        return gettext("%(count)d\u00a0h") % {"count": seconds // 3600}
+    days = seconds // 86400
+    return ngettext("%(count)d\u00a0day", "%(count)d\u00a0days", days) % {"count": days}
+
+
+def _exact_time(when: datetime.datetime) -> str:
+    return formats.localize(timezone.localtime(when) if timezone.is_aware(when) else when)
+
+
+class PairChangeList(ChangeList):
+    """The list of pairs: reads at most :data:`~django_keyval.display.PREVIEW_BYTES` of each value.
+
+    A page of large values would otherwise load them all whole to show 80
+    characters of each.
+    """
+
+    def get_queryset(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Pairs:
+        """Defer the value; select its first bytes and its size instead."""
+        queryset: Pairs = super().get_queryset(request, *args, **kwargs)
+        bounded: Pairs = queryset.defer("value").annotate(
+            **{
+                PREFIX_ATTRIBUTE: Substr("value", 1, PREVIEW_BYTES),
+                SIZE_ATTRIBUTE: Length("value"),
+            }
+        )
+        return bounded
 
 
 class StoreListFilter(admin.SimpleListFilter):
@@ -67,9 +118,9 @@ class ExpiryListFilter(admin.SimpleListFilter):
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
         """Return the three expiry states."""
         return [
-            ("live", _("expires later")),
-            ("durable", _("never expires")),
-            ("expired", _("expired")),
+            ("live", _("Expires later")),
+            ("durable", _("Never expires")),
+            ("expired", _("Expired")),
         ]
 
     def queryset(self, request: HttpRequest, queryset: Pairs) -> Pairs:
@@ -94,7 +145,15 @@ class KeyValPairAdmin(_PairAdmin):
     """
 
     form = KeyValPairForm
-    list_display = ("store", "key", "value_preview", "value_type", "expiry", "updated_at")
+    list_display = (
+        "store",
+        "key",
+        "value_preview",
+        "value_type_name",
+        "expiry",
+        "version",
+        "updated",
+    )
     list_display_links = ("store", "key")
     list_filter = (StoreListFilter, ExpiryListFilter)
     search_fields = ("key", "store")
@@ -127,53 +186,101 @@ class KeyValPairAdmin(_PairAdmin):
 
     # -- columns and read-only fields ------------------------------------------
 
+    class Media:
+        css = {"all": ["django_keyval/admin/keyval.css"]}
+
     @admin.display(description=_("value"))
     def value_preview(self, pair: KeyValPair) -> str:
         """The value's ``repr`` on one line, cut short; a marker if it cannot be decoded."""
         return decoded(pair).preview()
 
     @admin.display(description=_("type"))
-    def value_type(self, pair: KeyValPair) -> str:
+    def value_type_name(self, pair: KeyValPair) -> str:
         """The name of the value's type."""
         return decoded(pair).type_name
 
     @admin.display(description=_("expires"), ordering="expires_at")
     def expiry(self, pair: KeyValPair) -> str:
-        """When the pair expires, "never", or the time followed by "(expired)"."""
+        """When the pair expires, relative to now ("in 10 min", "expired 2 h ago"), or "Never".
+
+        The exact time is in the ``title``, shown when the pointer rests on it.
+        """
         if pair.expires_at is None:
-            return gettext("never")
+            return gettext("Never")
         expires = pair.expires_at
-        when = formats.localize(
-            timezone.localtime(expires) if timezone.is_aware(expires) else expires
-        )
-        if pair.is_expired:
+        exact = _exact_time(expires)
+        now = timezone.now() if timezone.is_aware(expires) else datetime.datetime.now()
+        seconds = (expires - now).total_seconds()
+        if seconds > 0:
             return format_html(
-                '{} <strong class="keyval-expired">({})</strong>', when, _("expired")
+                '<span title="{}">{}</span>',
+                exact,
+                gettext("in %(time)s") % {"time": short_duration(seconds)},
             )
-        return when
+        return format_html(
+            '<span class="keyval-expired" title="{}">{}</span>',
+            exact,
+            gettext("expired %(time)s ago") % {"time": short_duration(-seconds)},
+        )
+
+    @admin.display(description=_("updated at"), ordering="updated_at")
+    def updated(self, pair: KeyValPair) -> str:
+        """How long ago the pair was last written ("5 min ago"); the exact time on hover."""
+        written = pair.updated_at
+        now = timezone.now() if timezone.is_aware(written) else datetime.datetime.now()
+        seconds = (now - written).total_seconds()
+        ago = (
+            gettext("just now")
+            if seconds < 60
+            else gettext("%(time)s ago") % {"time": short_duration(seconds)}
+        )
+        return format_html('<span title="{}">{}</span>', _exact_time(written), ago)
 
     @admin.display(description=_("value"))
     def value_display(self, pair: KeyValPair) -> str:
-        """The whole value, pretty-printed."""
+        """The whole value, pretty-printed, with the reason when it cannot be edited here."""
+        current = decoded(pair)
+        reason = ""
+        if current.problem:
+            reason = gettext(
+                "This value cannot be decoded, so it cannot be edited. To replace it, "
+                "choose the type of a new value below."
+            )
+        elif current.kind is None:
+            reason = gettext(
+                "No field can edit a value of type %(type)s exactly, so it is shown "
+                "read-only. To replace it, choose the type of a new value below."
+            ) % {"type": current.type_name}
         return format_html(
-            '<pre class="keyval-value" style="margin: 0; white-space: pre-wrap;">{}</pre>',
-            decoded(pair).pretty(),
+            '<div class="keyval-readonly"><pre class="keyval-value">{}</pre>{}</div>',
+            current.pretty(),
+            format_html('<div class="help keyval-reason">{}</div>', reason) if reason else "",
         )
 
     # -- the change form -------------------------------------------------------------
 
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        """The list of pairs reads a bounded prefix of each value, never the whole value."""
+        return PairChangeList
+
     def get_fieldsets(self, request: HttpRequest, obj: KeyValPair | None = None) -> Any:
-        """The add form asks for store, key, JSON value and expiry; the change form shows more."""
+        """The add form asks for store, key, type, value and expiry; the change form shows more."""
+        value_fields = ["value_type", *(kind.field_name for kind in VALUE_KINDS.values())]
         if obj is None:
-            return [(None, {"fields": ["store", "key", "value_json", "expires_at"]})]
-        value_fields = ["value_display", "value_type"]
-        if self.has_change_permission(request, obj):
-            value_fields.append("value_json")
+            return [(None, {"fields": ["store", "key", *value_fields, "expires_at"]})]
+        editable = self.has_change_permission(request, obj)
+        shown: list[str] = []
+        if not editable or decoded(obj).kind is None:
+            shown.append("value_display")
+        if editable:
+            shown += [value_fields[0], "confirm_type_change", *value_fields[1:]]
+        else:
+            shown.append("value_type_name")
         return [
             (None, {"fields": ["store", "key"]}),
-            (_("Value"), {"fields": value_fields}),
+            (_("Value"), {"fields": shown}),
             (_("Expiry"), {"fields": ["expires_at"]}),
-            (_("Record"), {"fields": ["serializer", "version", "updated_at"]}),
+            (_("Record"), {"fields": ["serializer", "version", "updated_at", "opened_version"]}),
         ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: KeyValPair | None = None) -> Any:
@@ -184,11 +291,31 @@ class KeyValPairAdmin(_PairAdmin):
             "store",
             "key",
             "value_display",
-            "value_type",
+            "value_type_name",
             "serializer",
             "version",
             "updated_at",
         )
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        """Show the page again, with the reason, when a save lost a race with another writer.
+
+        The form checks that nobody changed the pair since the page was
+        shown; a writer that slips in after that check makes the save raise
+        :class:`~django_keyval.exceptions.PairChangedError`, which rolls the
+        admin's transaction back.
+        """
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except PairChangedError as error:
+            self.message_user(request, str(error), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
 
     def save_model(
         self, request: HttpRequest, obj: KeyValPair, form: ModelForm[KeyValPair], change: bool
@@ -196,6 +323,13 @@ class KeyValPairAdmin(_PairAdmin):
         """Write the pair through the store API, not with ``Model.save()``."""
         assert isinstance(form, KeyValPairForm)
         form.store_pair(router.db_for_write(KeyValPair, instance=obj))
+        if not change and form.new_store:
+            self.message_user(
+                request,
+                gettext("Store “%(store)s” had no pairs: this pair is its first.")
+                % {"store": obj.store},
+                messages.WARNING,
+            )
 
     # -- actions -------------------------------------------------------------------------
 

@@ -71,3 +71,7 @@ class TransferError(KeyValError, ValueError):
 
 class UnsupportedDatabaseError(KeyValError):
     """Raised when a store is used on a database engine django-keyval does not support."""
+
+
+class PairChangedError(KeyValError, RuntimeError):
+    """Raised when the admin would save over a pair that changed since its page was shown."""

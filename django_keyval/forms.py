@@ -1,234 +1,290 @@
-"""The admin's form for a key-value pair: the value is edited as JSON, never as pickled bytes.
+"""The admin's form for a key-value pair: each value edited with a field fit for its type.
 
 A pickle can run code when it is loaded, so the admin never takes one from a
-user. Values are typed as JSON and written through :class:`~django_keyval.models.KeyVal`,
-which stores them with the store's serializer; values JSON cannot represent
-(sets, datetimes, instances of user classes, values that fail their
-signature check) are shown but cannot be edited.
+user. The editor picks the value's type (text, number, true or false, date,
+JSON...) and types the value into the matching field; the value is written
+through :class:`~django_keyval.models.KeyVal`, which stores it as the API
+would. Values no field can edit exactly (tuples, ``bytes``, sets, instances
+of the project's classes, values that cannot be decoded) are shown
+read-only and can be replaced by a new value.
 """
 
 from __future__ import annotations
 
 import datetime
-import json
-import pprint
-from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.db import router, transaction
+from django.db.models import Count, F
 from django.utils import timezone
-from django.utils.functional import cached_property
-from django.utils.html import escape
+from django.utils.html import format_html, format_html_join, json_script
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from .conf import keyval_settings
-from .encoding import decode_value, encode_value
-from .exceptions import BadSignatureError, DeserializationError, KeyValError
+from .display import DecodedValue, decoded
+from .encoding import encode_value
+from .exceptions import KeyValError, PairChangedError
 from .models import KeyValPair
-from .serializers import (
-    SERIALIZER_FORMATS,
-    Serializer,
-    get_serializer,
-    is_exact_json,
-    parse_json,
-)
+from .serializers import NATIVE_FORMATS, SERIALIZER_FORMATS, get_serializer
 from .store import KeyVal
 from .validation import validate_key, validate_store_name
+from .value_fields import (
+    VALUE_KINDS,
+    JSONValueField,
+    ValueKind,
+    kinds_for_json,
+    parse_json_value,
+)
 
 if TYPE_CHECKING:
     _PairModelForm = forms.ModelForm[KeyValPair]
 else:  # ModelForm cannot be subscripted at run time
     _PairModelForm = forms.ModelForm
 
-__all__ = ["DecodedValue", "JSONValueField", "KeyValPairForm", "decoded", "parse_json_value"]
+__all__ = [
+    "DecodedValue",
+    "JSONValueField",
+    "KeyValPairForm",
+    "StoreNameInput",
+    "decoded",
+    "parse_json_value",
+    "store_serializers",
+]
 
-#: Shown instead of a value whose pickle failed its signature check.
-SIGNATURE_MISMATCH = "⚠ signature mismatch"
-#: Shown instead of a value that cannot be decoded for another reason.
-CANNOT_DECODE = "⚠ cannot decode"
-
-
-class DecodedValue:
-    """The value of one pair, decoded once for display, or the reason it cannot be.
-
-    Decoding checks a pickle's signature before unpickling it
-    (:func:`~django_keyval.encoding.decode_value`), so a value written into the
-    table by anything but the store is never unpickled.
-    """
-
-    #: Characters of the value's ``repr`` shown in the list of pairs.
-    PREVIEW_LENGTH = 80
-
-    def __init__(self, pair: KeyValPair) -> None:
-        #: The decoded value (``None`` when it could not be decoded).
-        self.value: Any = None
-        #: ``None`` when the value was decoded, else a short marker for the list.
-        self.problem: str | None = None
-        #: The full explanation of :attr:`problem`.
-        self.detail = ""
-        configured: tuple[Serializer, ...] = ()
-        with suppress(TypeError, ValueError):  # a bad setting is reported by the system checks
-            configured = (get_serializer(keyval_settings.SERIALIZER),)
-        try:
-            self.value = decode_value(
-                pair.store, pair.key, pair.serializer, pair.value, pair.integer_value, *configured
-            )
-        except BadSignatureError as error:
-            self.problem, self.detail = SIGNATURE_MISMATCH, str(error)
-        except DeserializationError as error:
-            self.problem, self.detail = CANNOT_DECODE, str(error)
-
-    @property
-    def type_name(self) -> str:
-        """The name of the value's type, or ``"?"`` when it could not be decoded."""
-        return "?" if self.problem else type(self.value).__name__
-
-    @cached_property
-    def json_text(self) -> str | None:
-        """The value as indented JSON, or ``None`` if JSON cannot represent it exactly."""
-        if self.problem or not self._is_json():
-            return None
-        return json.dumps(self.value, indent=2, ensure_ascii=False)
-
-    def _is_json(self) -> bool:
-        try:
-            return is_exact_json(self.value)
-        except RecursionError:
-            return False
-
-    def preview(self) -> str:
-        """A one-line representation, cut to :attr:`PREVIEW_LENGTH` characters."""
-        if self.problem:
-            return self.problem
-        value = self.value
-        if type(value) in (str, bytes) and len(value) > self.PREVIEW_LENGTH:
-            value = value[: self.PREVIEW_LENGTH]  # no need to repr megabytes to show 80 characters
-        try:
-            text = " ".join(repr(value).split())
-        except Exception as error:  # a user class whose __repr__ fails
-            return f"<{type(self.value).__name__}: repr() failed: {type(error).__name__}>"
-        if len(text) > self.PREVIEW_LENGTH:
-            text = text[: self.PREVIEW_LENGTH - 1] + "…"
-        return text
-
-    def pretty(self) -> str:
-        """The whole value, pretty-printed: as JSON when it is JSON, else with ``pprint``."""
-        if self.problem:
-            return f"{self.problem}: {self.detail}"
-        if self.json_text is not None:
-            return self.json_text
-        try:
-            return pprint.pformat(self.value, width=100)
-        except Exception as error:  # a user class whose __repr__ fails
-            return f"<{type(self.value).__name__}: repr() failed: {type(error).__name__}: {error}>"
+#: The type menu's choice that leaves a read-only value as it is.
+KEEP = ""
+#: The most store names the add form offers.
+MAX_STORE_CHOICES = 1000
 
 
-def decoded(pair: KeyValPair) -> DecodedValue:
-    """Return the :class:`DecodedValue` of ``pair``, decoding it at most once per instance."""
-    cached = pair.__dict__.get("_keyval_decoded")
-    if cached is None:
-        cached = pair.__dict__["_keyval_decoded"] = DecodedValue(pair)
-    return cached
-
-
-def parse_json_value(text: str) -> Any:
-    """Parse ``text`` as strict JSON; raise ``forms.ValidationError`` naming the problem."""
+def _configured_serializer_name() -> str:
     try:
-        return parse_json(text)
-    except json.JSONDecodeError as error:
-        message = gettext("Enter valid JSON: %(problem)s (line %(line)d, column %(column)d).")
-        params = {"problem": error.msg, "line": error.lineno, "column": error.colno}
-        raise forms.ValidationError(message, code="invalid_json", params=params) from None
-    except ValueError as error:  # NaN/Infinity, too deep, an integer with too many digits
-        raise forms.ValidationError(
-            gettext("Enter valid JSON: %(problem)s."),
-            code="invalid_json",
-            params={"problem": str(error)},
-        ) from None
+        return get_serializer(keyval_settings.SERIALIZER).name
+    except (TypeError, ValueError):  # a bad setting is reported by the system checks
+        return str(keyval_settings.SERIALIZER)
 
 
-class JSONValueField(forms.CharField):
-    """A textarea whose text is parsed as JSON; ``clean()`` returns the parsed value.
+def store_serializers(using: str, store: str | None = None) -> dict[str, str]:
+    """Return ``{store: serializer name}``: the serializer most of each store's pairs use.
 
-    Unlike ``forms.JSONField``, ``[]``, ``{}`` and ``""`` are values like any
-    other, and NaN or infinities are refused.
+    Only values written by a serializer count: plain ``int``, ``str`` and
+    ``bytes`` are stored the same way whatever the serializer. A store
+    whose pairs are all such values is missing from the result, as is a
+    store that does not exist. ``store`` limits the answer to one store.
+    """
+    rows = KeyValPair.objects.using(using).exclude(serializer__in=NATIVE_FORMATS)
+    if store is not None:
+        rows = rows.filter(store=store)
+    counts = rows.order_by().values_list("store", "serializer").annotate(pairs=Count("pk"))
+    chosen: dict[str, tuple[int, str]] = {}
+    for name, serializer, pairs in counts:
+        if name not in chosen or (pairs, serializer) > chosen[name]:
+            chosen[name] = (pairs, serializer)
+    return {name: serializer for name, (_pairs, serializer) in chosen.items()}
+
+
+class StoreNameInput(forms.TextInput):
+    """A text input that offers the existing store names and tells a new one apart.
+
+    The names come as a ``<datalist>``, so any other name can still be typed;
+    a script shows under the field whether the store exists and which
+    serializer its values will be written with.
     """
 
-    widget = forms.Textarea
+    def __init__(self, attrs: dict[str, Any] | None = None) -> None:
+        super().__init__(
+            attrs={"list": "keyval-store-names", "class": "vTextField", **(attrs or {})}
+        )
+        #: ``{store name: serializer name}`` of the existing stores ("" if none).
+        self.stores: dict[str, str] = {}
+        #: The serializer a new store's values are written with.
+        self.default_serializer = ""
 
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("strip", False)
-        super().__init__(**kwargs)
-
-    def clean(self, value: Any) -> Any:
-        """Return the parsed JSON value (``None`` when the field is disabled)."""
-        if self.disabled:
-            return None
-        return parse_json_value(super().clean(value))
-
-    def has_changed(self, initial: Any, data: Any) -> bool:
-        """Compare values, not texts: the browser may change line endings or indentation."""
-        if self.disabled:
-            return False
-        try:
-            before = parse_json_value(initial or "")
-            after = parse_json_value(data or "")
-        except forms.ValidationError:
-            return True
-        return json.dumps(before, sort_keys=True) != json.dumps(after, sort_keys=True)
+    def render(self, name: str, value: Any, attrs: Any = None, renderer: Any = None) -> Any:
+        """Render the input, the datalist of names and the place for the hint."""
+        options = format_html_join("", '<option value="{}">', ((store,) for store in self.stores))
+        return format_html(
+            '{}<datalist id="keyval-store-names">{}</datalist>{}'
+            '<div class="help keyval-store-hint" aria-live="polite"'
+            ' data-default-serializer="{}"></div>',
+            super().render(name, value, attrs, renderer),
+            options,
+            json_script(self.stores, "keyval-store-serializers"),
+            self.default_serializer,
+        )
 
 
 class KeyValPairForm(_PairModelForm):
-    """Add or change a pair: store, key, value as JSON, expiry.
+    """Add or change a pair: store, key, the value's type and value, expiry.
 
-    The value is written with :meth:`KeyVal.set <django_keyval.models.KeyVal.set>`,
-    so it is stored exactly as the API stores it (plain integers in the
-    integer column, other values with the store's serializer). A value JSON
-    cannot represent leaves the JSON field disabled; saving the form then
-    changes only the expiry.
+    The value is written with :meth:`KeyVal.set <django_keyval.models.KeyVal.set>`
+    (or :meth:`~django_keyval.models.KeyVal.add` for a new pair), so it is
+    stored exactly as the API stores it, with the serializer the store's
+    pairs already use. Saving refuses to overwrite a value that changed
+    since the page was shown (the pair's ``version`` tells), and asks for
+    confirmation before changing the type of a value.
     """
 
-    value_json = JSONValueField(
-        label=_("value (JSON)"),
+    value_type = forms.ChoiceField(label=_("Type"), required=False)
+    confirm_type_change = forms.BooleanField(
+        label=_("Change the type"),
+        required=False,
         help_text=_(
-            'The value as JSON: for example 42, "text", [1, 2] or {"a": null}. '
-            "It is stored with the store's serializer."
+            "Needed to store a value of another type than the stored one: code that "
+            "expects the old type (incr() on a counter, for one) would then fail."
         ),
-        widget=forms.Textarea(attrs={"rows": 12, "cols": 80, "class": "vLargeTextField"}),
     )
+    opened_version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+    # One field per kind of value; a script shows the one of the chosen type.
+    value_str = VALUE_KINDS["str"].make_field(False)
+    value_int = VALUE_KINDS["int"].make_field(False)
+    value_float = VALUE_KINDS["float"].make_field(False)
+    value_bool = VALUE_KINDS["bool"].make_field(False)
+    value_json = VALUE_KINDS["json"].make_field(False)
+    value_date = VALUE_KINDS["date"].make_field(False)
+    value_datetime = VALUE_KINDS["datetime"].make_field(False)
+    value_time = VALUE_KINDS["time"].make_field(False)
+    value_decimal = VALUE_KINDS["decimal"].make_field(False)
 
     class Meta:
         model = KeyValPair
         fields = ["store", "key", "expires_at"]
         help_texts = {"expires_at": _("Leave empty for a pair that never expires.")}
 
+    class Media:
+        js = ["django_keyval/admin/keyval.js"]
+        css = {"all": ["django_keyval/admin/keyval.css"]}
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        field = self.fields.get("value_json")
-        if field is None or self.instance.pk is None:
-            return
-        current = decoded(self.instance)
-        if current.json_text is not None:
-            field.initial = current.json_text
-            return
-        field.disabled = True
-        field.required = False
-        if current.problem:
-            # The admin renders help texts as HTML, and the detail quotes the key.
-            field.help_text = gettext("Read-only: %(detail)s") % {"detail": escape(current.detail)}
+        self.adding = self.instance._state.adding
+        self.using = router.db_for_write(KeyValPair, instance=self.instance)
+        #: Whether the add form creates the store (it had no pair).
+        self.new_store = False
+        self.current: DecodedValue | None = None if self.adding else decoded(self.instance)
+        for name in ("store", "key"):
+            if name in self.fields:  # kept exactly as typed, as the API keeps them
+                field = self.fields[name]
+                assert isinstance(field, forms.CharField)
+                field.strip = False
+        if "store" in self.fields:
+            self._offer_store_names()
+        if "expires_at" in self.fields:
+            self.fields["expires_at"].show_hidden_initial = True
+        self.fields["opened_version"].initial = None if self.adding else self.instance.version
+        self._set_up_value_fields()
+
+    def _offer_store_names(self) -> None:
+        widget = StoreNameInput()
+        widget.stores = dict.fromkeys(
+            KeyValPair.objects.using(self.using)
+            .order_by("store")
+            .values_list("store", flat=True)
+            .distinct()[:MAX_STORE_CHOICES],
+            "",
+        )
+        widget.stores.update(
+            (name, serializer)
+            for name, serializer in store_serializers(self.using).items()
+            if name in widget.stores
+        )
+        widget.default_serializer = _configured_serializer_name()
+        field = self.fields["store"]
+        field.widget = widget
+        field.help_text = gettext(
+            "Pick an existing store or type a new name. Values are written with the "
+            "serializer the store's pairs use; a new store's with KEYVAL_SERIALIZER "
+            "(%(serializer)s)."
+        ) % {"serializer": widget.default_serializer}
+
+    def _kinds(self) -> list[ValueKind]:
+        spec = self._serializer_spec()
+        if spec is not None and get_serializer(spec).name == "json":
+            return kinds_for_json()
+        return list(VALUE_KINDS.values())
+
+    def _set_up_value_fields(self) -> None:
+        current = self.current
+        stored_kind = None if current is None else current.kind
+        type_field = self.fields["value_type"]
+        assert isinstance(type_field, forms.ChoiceField)
+        choices: list[tuple[str, Any]] = [(kind.name, kind.label) for kind in self._kinds()]
+        if stored_kind is not None and stored_kind.name not in dict(choices):
+            choices.append((stored_kind.name, stored_kind.label))
+        if self.adding:
+            type_field.initial = "str"
+            self.fields.pop("confirm_type_change")
+        elif stored_kind is None:
+            choices.insert(0, (KEEP, gettext("Keep the stored value")))
+            type_field.initial = KEEP
         else:
-            field.help_text = gettext(
-                "Read-only: JSON cannot represent a value of type %(type)s, so it cannot be "
-                "edited here. Saving keeps it as it is."
-            ) % {"type": escape(current.type_name)}
+            type_field.initial = stored_kind.name
+        type_field.choices = choices
+        type_field.required = self.adding
+        type_field.show_hidden_initial = not self.adding
+        chosen = self.data.get(self.add_prefix("value_type")) if self.is_bound else None
+        for kind in VALUE_KINDS.values():
+            long = False
+            if kind is stored_kind and kind.name == "str" and current is not None:
+                text = current.value
+                long = len(text) > 80 or "\n" in text
+            field = kind.make_field(long or (self.adding and kind.name == "str"))
+            field.label = gettext("Value")
+            if kind is stored_kind and current is not None:
+                field.initial = self._initial_of(current)
+            if not self.adding:
+                field.show_hidden_initial = True
+            if self.is_bound and kind.name != chosen:
+                # Only the field of the chosen type is read; the others keep their initial.
+                field.disabled = True
+                field.required = False
+            elif not self.is_bound:
+                # Hidden fields must not block the browser's submit with a "required" check.
+                field.required = False
+            self.fields[kind.field_name] = field
+
+    @staticmethod
+    def _initial_of(current: DecodedValue) -> Any:
+        if current.json_text is not None and current.kind is VALUE_KINDS["json"]:
+            return current.json_text
+        return current.value
+
+    @property
+    def chosen_kind(self) -> ValueKind | None:
+        """The kind of value the form writes, ``None`` when it keeps the stored one."""
+        name = self.cleaned_data.get("value_type") if hasattr(self, "cleaned_data") else None
+        return VALUE_KINDS.get(name or KEEP)
 
     @property
     def value_editable(self) -> bool:
-        """Whether the form sets the value (``False`` for values JSON cannot show)."""
-        field = self.fields.get("value_json")
-        return field is not None and not field.disabled
+        """Whether the form can set the value: the stored one has a field that edits it."""
+        return self.current is None or self.current.kind is not None
+
+    def value_edited(self) -> bool:
+        """Whether the form sets a new value (always when adding)."""
+        kind = self.chosen_kind
+        if kind is None:
+            return False
+        if self.adding:
+            return True
+        return "value_type" in self.changed_data or kind.field_name in self.changed_data
+
+    def new_value(self) -> Any:
+        """The value the form writes; call after ``is_valid()``, if :meth:`value_edited`."""
+        kind = self.chosen_kind
+        assert kind is not None
+        value = self.cleaned_data[kind.field_name]
+        stored = self.current.value if self.current is not None else None
+        if (
+            isinstance(value, datetime.datetime)
+            and isinstance(stored, datetime.datetime)
+            and stored.tzinfo is None
+            and timezone.is_aware(value)
+        ):
+            value = timezone.make_naive(value)  # a naive stored datetime stays naive
+        return value
 
     def clean_store(self) -> str:
         """Refuse store names the store API would refuse."""
@@ -260,10 +316,25 @@ class KeyValPairForm(_PairModelForm):
 
     def _serializer_spec(self) -> str | None:
         # Keep the serializer the row was written with (a store created with
-        # KeyVal(name, serializer="json") keeps writing JSON); rows of plain
-        # integers, or of another serializer, follow KEYVAL_SERIALIZER.
-        serializer = self.instance.serializer if self.instance.pk is not None else ""
-        return serializer if serializer in SERIALIZER_FORMATS else None
+        # KeyVal(name, serializer="json") keeps writing JSON); otherwise use
+        # the one the store's other pairs use, or KEYVAL_SERIALIZER.
+        if not self.adding and self.instance.serializer in SERIALIZER_FORMATS:
+            return self.instance.serializer
+        store = self._store_name()
+        if store is None:
+            return None
+        name = store_serializers(self.using, store).get(store)
+        if name in SERIALIZER_FORMATS:
+            return name
+        return None  # no pair written by a serializer, or KEYVAL_SERIALIZER's own name
+
+    def _store_name(self) -> str | None:
+        if not self.adding:
+            return str(self.instance.store)
+        if hasattr(self, "cleaned_data"):
+            store: str | None = self.cleaned_data.get("store")
+            return store
+        return None
 
     def _get_validation_exclusions(self) -> set[str]:
         # Model validation would check the unique constraint on (store, key)
@@ -277,7 +348,7 @@ class KeyValPairForm(_PairModelForm):
         return exclude
 
     def clean(self) -> dict[str, Any]:
-        """Check that the value can be stored, and that a new pair's key is not taken.
+        """Check the value, that a new pair's key is free, and that nobody changed the pair since.
 
         A key is taken when the store has a pair for it that has not
         expired (:meth:`KeyVal.exists <django_keyval.models.KeyVal.exists>`):
@@ -285,48 +356,146 @@ class KeyValPairForm(_PairModelForm):
         overwrites it, as :meth:`KeyVal.set <django_keyval.models.KeyVal.set>` does.
         """
         cleaned = super().clean() or self.cleaned_data
-        adding = self.instance._state.adding
-        store = cleaned.get("store") if adding else self.instance.store
-        key = cleaned.get("key") if adding else self.instance.key
-        if adding and store and key:
-            using = router.db_for_write(KeyValPair, instance=self.instance)
-            if KeyVal(store, using=using).exists(key):
+        store = cleaned.get("store") if self.adding else self.instance.store
+        key = cleaned.get("key") if self.adding else self.instance.key
+        if self.adding and store and key:
+            if KeyVal(store, using=self.using).exists(key):
                 # The message model validation gives for the unique constraint.
                 self.add_error(
                     None, self.instance.unique_error_message(KeyValPair, ["store", "key"])
                 )
-        if self.value_editable and "value_json" in cleaned and store and key:
-            try:
-                encode_value(store, key, cleaned["value_json"], self._serializer_spec())
-            except KeyValError as error:
-                self.add_error("value_json", str(error))
+            self.new_store = not KeyValPair.objects.using(self.using).filter(store=store).exists()
+        if not self.adding:
+            for problem in self.changes_since_opened():
+                self.add_error(None, problem)
+            if self.errors:
+                return cleaned
+        kind = self.chosen_kind
+        if kind is None or kind.field_name in self.errors or not store or not key:
+            return cleaned
+        if not self.value_edited():
+            return cleaned
+        value = self.new_value()
+        current = self.current
+        if (
+            current is not None
+            and not cleaned.get("confirm_type_change")
+            and (current.kind is None or type(value) is not type(current.value))
+        ):
+            self.add_error(
+                "value_type",
+                gettext(
+                    "The stored value is of type %(old)s, the new one of type %(new)s: "
+                    "code that expects a %(old)s would fail. Tick “Change the type” "
+                    "to store it anyway."
+                )
+                % {"old": current.type_name, "new": type(value).__name__},
+            )
+            return cleaned
+        try:
+            encode_value(store, key, value, self._serializer_spec())
+        except KeyValError as error:
+            self.add_error(kind.field_name, str(error))
         return cleaned
 
-    def store_pair(self, using: str) -> KeyValPair:
-        """Write the pair to database ``using`` and return the form's instance, refreshed.
+    def _opened_expiry(self) -> datetime.datetime | None:
+        """The expiry the page showed (its hidden copy), to the second."""
+        field = self.fields["expires_at"]
+        name = self.add_initial_prefix("expires_at")
+        shown = field.hidden_widget().value_from_datadict(self.data, self.files, name)
+        try:
+            opened: datetime.datetime | None = field.clean(shown)
+        except forms.ValidationError:
+            return None
+        return opened
+
+    def changes_since_opened(self) -> list[str]:
+        """Lock the pair's row and return why this save would overwrite someone else's change.
+
+        Empty when the save may go ahead: nothing of what it writes changed
+        since the page was shown. A new value needs the pair to have the
+        version the page showed; a new expiry alone needs the expiry to be
+        the one the page showed (so a value that code changed meanwhile,
+        with ``incr`` for one, is kept). Inside the admin's transaction the
+        row stays locked until the save is written.
+        """
+        value_edited = self.value_edited()
+        expiry_edited = "expires_at" in self.changed_data
+        if not (value_edited or expiry_edited):
+            return []
+        rows = KeyValPair.objects.using(self.using).filter(pk=self.instance.pk)
+        # A write that changes nothing: it takes the row's write lock on
+        # every database (SQLite has no SELECT ... FOR UPDATE).
+        rows.update(version=F("version"))
+        found = rows.values_list("version", "expires_at").first()
+        if found is None:
+            return [gettext("This pair was deleted since you opened it; nothing was saved.")]
+        version, expires = found
+        opened = self.cleaned_data.get("opened_version")
+        if value_edited and version != opened:
+            return [
+                gettext(
+                    "This pair was changed since you opened it (version %(opened)s then, "
+                    "version %(now)s now). Your value was not saved, so as not to overwrite "
+                    "that change: reload the page to see the current value."
+                )
+                % {"opened": opened, "now": version}
+            ]
+        if not value_edited and expiry_edited:
+            shown = self._opened_expiry()
+            now = None if expires is None else expires.replace(microsecond=0)
+            if now != shown:
+                return [
+                    gettext(
+                        "The expiry of this pair was changed since you opened it. Your expiry "
+                        "was not saved: reload the page to see the current one."
+                    )
+                ]
+        return []
+
+    def store_pair(self, using: str | None = None) -> KeyValPair:
+        """Write the pair and return the form's instance, refreshed.
 
         The admin calls this instead of ``save()``: the value goes through
-        :meth:`KeyVal.set <django_keyval.models.KeyVal.set>` (when the pair is
-        new or its JSON changed), with the expiry entered, so it is stored as
-        the API would store it; a change of expiry alone only updates the
-        expiry. Call it once ``is_valid()`` has returned ``True``.
+        :meth:`KeyVal.set <django_keyval.models.KeyVal.set>` (``add`` for a
+        new pair), with the expiry entered, so it is stored as the API would
+        store it; a change of expiry alone only updates the expiry (and the
+        version). Call it once ``is_valid()`` has returned ``True``. Raises
+        :class:`~django_keyval.exceptions.PairChangedError`, writing
+        nothing, if the pair changed since the form checked it.
         """
+        using = using or self.using
         instance = self.instance
-        adding = instance._state.adding
-        store, key = instance.store, instance.key
+        if self.adding:
+            store, key = self.cleaned_data["store"], self.cleaned_data["key"]
+        else:
+            store, key = instance.store, instance.key
         expires = self.cleaned_data.get("expires_at")
         rows = KeyValPair.objects.using(using).filter(store=store, key=key)
         with transaction.atomic(using=using):
-            if self.value_editable and (adding or "value_json" in self.changed_data):
+            if not self.adding:
+                problems = self.changes_since_opened()
+                if problems:
+                    raise PairChangedError(problems[0])
+            if self.value_edited():
                 now = timezone.now()
                 timeout = None if expires is None else max((expires - now).total_seconds(), 0.0)
                 store_api = KeyVal(store, using=using, serializer=self._serializer_spec())
-                store_api.set(key, self.cleaned_data["value_json"], timeout=timeout)
+                if self.adding:
+                    if not store_api.add(key, self.new_value(), timeout=timeout):
+                        raise PairChangedError(
+                            gettext("Key %(key)r was added to store %(store)r meanwhile.")
+                            % {"key": key, "store": store}
+                        )
+                else:
+                    store_api.set(key, self.new_value(), timeout=timeout)
                 if expires is not None:
                     # set() takes a timeout; pin the expiry to the very time entered.
                     rows.update(expires_at=expires)
             elif "expires_at" in self.changed_data:
-                rows.update(expires_at=expires, updated_at=timezone.now())
+                # A new expiry is a change of the pair: its version goes up,
+                # as touch() does.
+                rows.update(expires_at=expires, updated_at=timezone.now(), version=F("version") + 1)
         fresh: KeyValPair | None = rows.first()
         if fresh is not None:
             for field in KeyValPair._meta.concrete_fields:
