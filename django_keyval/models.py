@@ -49,6 +49,37 @@ class BinaryCollationCharField(models.CharField):  # type: ignore[type-arg]
         return parameters
 
 
+class ExpiryIndex(models.Index):
+    """An index on ``expires_at`` of the pairs that expire, where the database allows.
+
+    Most pairs never expire, and every write sets ``expires_at`` (usually
+    ``NULL`` again): leaving ``NULL`` out of the index spares those writes
+    the index upkeep. SQLite and PostgreSQL get ``WHERE expires_at IS NOT
+    NULL``; databases without partial indexes (MariaDB, MySQL) get a plain
+    index on the column, so that culling expired pairs is an index range
+    scan everywhere.
+
+    The condition is added only when the index is created, rather than kept
+    in ``condition``, so that Django does not warn (``models.W037``) on a
+    database that would ignore it.
+    """
+
+    def __init__(self, *, name: str) -> None:
+        super().__init__(fields=["expires_at"], name=name)
+
+    def deconstruct(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+        """Only the name varies: the column and the condition are fixed."""
+        return (f"{__name__}.{type(self).__name__}", (), {"name": self.name})
+
+    def create_sql(self, model: Any, schema_editor: Any, using: str = "", **kwargs: Any) -> Any:
+        """Return the statement that creates the index, partial where supported."""
+        condition = None
+        if schema_editor.connection.features.supports_partial_indexes:
+            condition = models.Q(expires_at__isnull=False)
+        index = models.Index(fields=self.fields, name=self.name, condition=condition)
+        return index.create_sql(model, schema_editor, using=using, **kwargs)
+
+
 class KeyValPair(models.Model):
     """One key-value pair of one store.
 
@@ -71,7 +102,7 @@ class KeyValPair(models.Model):
         default=1,
         help_text=_("1 when the pair is new; each later write adds one."),
     )
-    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True, db_index=True)
+    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
     updated_at = models.DateTimeField(_("updated at"), default=timezone.now)
 
     class Meta:
@@ -81,6 +112,7 @@ class KeyValPair(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["store", "key"], name="django_keyval_store_key_uniq"),
         ]
+        indexes = [ExpiryIndex(name="django_keyval_expires_idx")]
 
     def __str__(self) -> str:
         return f"{self.store}: {self.key}"
