@@ -103,6 +103,11 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         "--no-main", action="store_true", help="skip the operations table (with --growth)"
     )
     parser.add_argument(
+        "--floors-only",
+        action="store_true",
+        help="measure KeyVal and its two floors only, not the alternatives",
+    )
+    parser.add_argument(
         "--workdir",
         default=os.path.join(tempfile.gettempdir(), "django-keyval-bench"),
         help="directory for the SQLite files and diskcache (default: %(default)s)",
@@ -308,13 +313,19 @@ class Workload:
         return None, [dict.fromkeys(group, VALUE) for group in groups]
 
 
-def build_systems(database: Database, workdir: str) -> tuple[list[Any], list[str]]:
-    """Return the systems measured on ``database``, and notes on those left out."""
+def build_systems(
+    database: Database, workdir: str, only: str | None = None
+) -> tuple[list[Any], list[str]]:
+    """Return the systems measured on ``database``, and notes on those left out.
+
+    With ``only`` (``"floors"``), just KeyVal and its two floors.
+    """
     from bench.systems import (
         DatabaseCacheSystem,
         DiskCacheSystem,
         FloorSystem,
         KeyValSystem,
+        MinimalSystem,
         ORMSystem,
         RedisSystem,
         diskcache_available,
@@ -323,12 +334,14 @@ def build_systems(database: Database, workdir: str) -> tuple[list[Any], list[str
     )
 
     systems: list[Any] = [
+        MinimalSystem(database.alias),
         FloorSystem(database.alias),
         KeyValSystem(database.alias),
-        ORMSystem(database.alias),
-        DatabaseCacheSystem(),
     ]
     notes = []
+    if only is not None:
+        return systems, notes
+    systems += [ORMSystem(database.alias), DatabaseCacheSystem()]
     if database.vendor == "sqlite":
         reason = diskcache_available()
         if reason:
@@ -413,11 +426,16 @@ def measure_database(
 
 
 def summarize(durations: dict[str, dict[str, list[int]]]) -> dict[str, dict[str, dict[str, float]]]:
-    """Return per operation and system: median, quartiles, samples and ratio to the floor (µs)."""
+    """Return per operation and system: median, quartiles, samples and ratios to both floors (µs).
+
+    ``ratio_to_floor`` divides by the median of the store's own statement,
+    ``ratio_to_minimal`` by that of the minimal statement (where there is one).
+    """
     summary: dict[str, dict[str, dict[str, float]]] = {}
     for slug, by_system in durations.items():
         summary[slug] = {}
         floor = statistics.median(by_system["floor"]) if by_system.get("floor") else None
+        minimal = statistics.median(by_system["minimal"]) if by_system.get("minimal") else None
         for system, samples in by_system.items():
             if not samples:
                 continue
@@ -429,6 +447,7 @@ def summarize(durations: dict[str, dict[str, list[int]]]) -> dict[str, dict[str,
                 "p75_us": quartiles[2] / 1000,
                 "samples": len(samples),
                 "ratio_to_floor": median / floor if floor else float("nan"),
+                "ratio_to_minimal": median / minimal if minimal else float("nan"),
             }
     return summary
 
@@ -520,7 +539,9 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
         for database in databases:
             database_started = time.monotonic()
             note(f"measuring {database.alias}")
-            systems, notes = build_systems(database, options.workdir)
+            systems, notes = build_systems(
+                database, options.workdir, only="floors" if options.floors_only else None
+            )
             try:
                 durations = measure_database(
                     database,
@@ -533,7 +554,7 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
             finally:
                 for system in systems:
                     system.close()
-            floor = systems[0]
+            floor = next(system for system in systems if system.slug == "floor")
             for slug, count in floor.keyval_statements.items():
                 if count != 1:
                     notes.append(
@@ -548,6 +569,9 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
                 "notes": notes,
                 "keyval_statements": floor.keyval_statements,
                 "floor_statements": floor.statements,
+                "minimal_statements": next(
+                    system.statements for system in systems if system.slug == "minimal"
+                ),
             }
             print()
             print(

@@ -191,6 +191,92 @@ class FloorSystem(System):
         self.kv.flush()
 
 
+class MinimalSystem(System):
+    """The least SQL that does each operation, written by hand, through Django's cursor.
+
+    It keeps none of KeyVal's guarantees: no version, no exact answer to
+    "was the key new", no expiry written, no bound on a counter. Its
+    upserts set the value alone, and each overwrite writes a value that
+    differs from the stored one (MariaDB skips a write that changes nothing,
+    which would make such a floor look twice as fast as any real overwrite).
+    Reads test the expiry in SQL. The 100-key operations have no minimal
+    statement here.
+    """
+
+    title = "minimal"
+    slug = "minimal"
+
+    def __init__(self, alias: str, store: str = "bench.minimal") -> None:
+        super().__init__()
+        self.connection = connection = connections[alias]
+        self.kv = KeyVal(store, using=alias)
+        self.store = store
+        quote = connection.ops.quote_name
+        columns = {field.name: quote(str(field.column)) for field in KeyValPair._meta.fields}
+        table = quote(KeyValPair._meta.db_table)
+        store_column, key, value = columns["store"], columns["key"], columns["value"]
+        integer, expires = columns["integer_value"], columns["expires_at"]
+        insert = (
+            f"INTO {table} ({store_column}, {key}, {value}, {columns['serializer']}, "
+            f"{columns['version']}, {columns['updated_at']}) VALUES (%s, %s, %s, 'pickle', 1, %s)"
+        )
+        if connection.vendor == "mysql":
+            upsert = f"INSERT {insert} ON DUPLICATE KEY UPDATE {value} = VALUES({value})"
+            insert_new = f"INSERT IGNORE {insert}"
+        else:
+            upsert = (
+                f"INSERT {insert} ON CONFLICT ({store_column}, {key}) "
+                f"DO UPDATE SET {value} = excluded.{value}"
+            )
+            insert_new = f"INSERT {insert} ON CONFLICT DO NOTHING"
+        where_key = f"{store_column} = %s AND {key} = %s"
+        live = f"({expires} IS NULL OR {expires} > %s)"
+        #: Per operation: the statement this system runs.
+        self.statements = {
+            "set_new": upsert,
+            "set_overwrite": upsert,
+            "get_hit": f"SELECT {value} FROM {table} WHERE {where_key} AND {live}",
+            "get_miss": f"SELECT {value} FROM {table} WHERE {where_key} AND {live}",
+            "exists_hit": f"SELECT 1 FROM {table} WHERE {where_key} AND {live}",
+            "exists_miss": f"SELECT 1 FROM {table} WHERE {where_key} AND {live}",
+            "delete": f"DELETE FROM {table} WHERE {where_key}",
+            "pop": f"DELETE FROM {table} WHERE {where_key} RETURNING {value}",
+            "add": insert_new,
+            "incr": f"UPDATE {table} SET {integer} = {integer} + 1 WHERE {where_key}",
+        }
+        returns_rows = {"get_hit", "get_miss", "exists_hit", "exists_miss", "pop"}
+        self.calls = {
+            slug: _statement_runner(connection, sql, "one" if slug in returns_rows else "rowcount")
+            for slug, sql in self.statements.items()
+        }
+        self.data = get_serializer("pickle").dumps(VALUE)
+        self.writes = 0
+
+    def prepare(self, operation: str, arguments: list[Any]) -> list[Any]:
+        """Turn each key into the statement's parameters (a fresh value for each write)."""
+        now = self.connection.ops.adapt_datetimefield_value(timezone.now())
+        prepared: list[Any] = []
+        for key in arguments:
+            if operation in ("set_new", "set_overwrite", "add"):
+                self.writes += 1
+                # Same length every time, never the bytes already stored.
+                data = self.data + b"%012d" % self.writes
+                prepared.append((self.store, key, data, now))
+            elif operation.startswith(("get", "exists")):
+                prepared.append((self.store, key, now))
+            else:
+                prepared.append((self.store, key))
+        return prepared
+
+    def load(self, mapping: Mapping[str, Any]) -> None:
+        """Store ``mapping`` in the system's store (rows as KeyVal writes them)."""
+        self.kv.set_many(mapping)
+
+    def clear(self) -> None:
+        """Flush the system's store."""
+        self.kv.flush()
+
+
 def _statement_runner(connection: Any, sql: str, result: str) -> Callable[[Any], Any]:
     if result == "one":
 
