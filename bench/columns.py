@@ -41,7 +41,7 @@ import random
 import statistics
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -66,17 +66,18 @@ PLAIN_INDEX = "keyval_bench_plain_expires"
 UNCHANGED = ("expires_at", "integer_value", "serializer")
 
 
-def capture_set(alias: str, key: str) -> tuple[str, tuple[Any, ...]]:
+def capture_set(alias: str, key: str) -> tuple[str, Any]:
     """Return the statement and parameters ``KeyVal.set`` runs to overwrite ``key``."""
     from django.db import connections
 
     from bench.systems import VALUE
     from django_keyval.models import KeyVal
 
-    captured: list[tuple[str, tuple[Any, ...]]] = []
+    captured: list[tuple[str, Any]] = []
 
     def capture(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        captured.append((sql, tuple(params or ())))
+        # Named (``%(key)s``) parameters come as a mapping, others as a sequence.
+        captured.append((sql, dict(params) if isinstance(params, Mapping) else tuple(params)))
         return execute(sql, params, many, context)
 
     with connections[alias].execute_wrapper(capture):
@@ -116,7 +117,13 @@ def measure(
     keys = [f"key:{index:05d}" for index in range(pairs)]
     kv.set_many(dict.fromkeys(keys, VALUE))
     sql, params = capture_set(alias, keys[0])
-    key_slot = params.index(keys[0])
+
+    def with_key(key: str) -> Any:
+        """Return the captured parameters with ``key`` in place of the probe key."""
+        if isinstance(params, dict):
+            return {name: key if value == keys[0] else value for name, value in params.items()}
+        return tuple(key if value == keys[0] else value for value in params)
+
     variants = {
         "store": sql,
         "without expires_at": without(sql, ("expires_at",), quote),
@@ -125,8 +132,8 @@ def measure(
     partial = connection.features.supports_partial_indexes
     names = [*variants, "plain expiry index"] if partial else list(variants)
 
-    def run(statement: str) -> Callable[[tuple[Any, ...]], Any]:
-        def call(arguments: tuple[Any, ...]) -> Any:
+    def run(statement: str) -> Callable[[Any], Any]:
+        def call(arguments: Any) -> Any:
             with connection.cursor() as cursor:
                 cursor.execute(statement, arguments)
                 return cursor.fetchone() if cursor.description else cursor.rowcount
@@ -154,7 +161,7 @@ def measure(
         shift = max(round_number, 0) % len(names)
         for name in names[shift:] + names[:shift]:
             chosen = [randomness.choice(keys) for _ in range(iterations)]
-            arguments = [(*params[:key_slot], key, *params[key_slot + 1 :]) for key in chosen]
+            arguments = [with_key(key) for key in chosen]
             with contextlib.ExitStack() as stack:
                 if name == "plain expiry index":
                     stack.enter_context(plain_expiry_index())

@@ -126,7 +126,10 @@ class FloorSystem(System):
         self.keyval_statements: dict[str, int] = {}
         #: Per operation: the statement the floor runs.
         self.statements: dict[str, str] = {}
-        self.templates: dict[str, list[tuple[int | None, Any]]] = {}
+        #: Per operation: each parameter as (index of the key it takes, or None; value).
+        self.templates: dict[
+            str, list[tuple[int | None, Any]] | dict[str, tuple[int | None, Any]]
+        ] = {}
         for operation in operations:
             self._capture(operation)
 
@@ -140,13 +143,15 @@ class FloorSystem(System):
             probe = probe_keys
         else:
             probe = probe_keys[0]
-        statements: list[tuple[str, Sequence[Any], bool]] = []
+        statements: list[tuple[str, Any, bool]] = []
 
         def capture(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
             result = execute(sql, params, many, context)
             if sql.split(None, 1)[0].upper() in TRANSACTION_CONTROL:
                 return result  # atomic()'s BEGIN on SQLite: not part of the statement
-            statements.append((sql, tuple(params or ()), context["cursor"].description is not None))
+            # Named (``%(key)s``) parameters come as a mapping, others as a sequence.
+            captured = dict(params) if isinstance(params, Mapping) else tuple(params or ())
+            statements.append((sql, captured, context["cursor"].description is not None))
             return result
 
         keyval = KeyValSystem(self.kv.using or "", store=self.kv.name)
@@ -161,10 +166,17 @@ class FloorSystem(System):
         sql, params, returns_rows = statements[0]
         self.statements[operation.slug] = sql
         slots = {key: index for index, key in enumerate(probe_keys)}
-        self.templates[operation.slug] = [
-            (slots[param], None) if isinstance(param, str) and param in slots else (None, param)
-            for param in params
-        ]
+
+        def slot(param: Any) -> tuple[int | None, Any]:
+            return (
+                (slots[param], None) if isinstance(param, str) and param in slots else (None, param)
+            )
+
+        self.templates[operation.slug] = (
+            {name: slot(param) for name, param in params.items()}
+            if isinstance(params, dict)
+            else [slot(param) for param in params]
+        )
         self.calls[operation.slug] = _statement_runner(
             self.connection,
             sql,
@@ -177,9 +189,17 @@ class FloorSystem(System):
         prepared = []
         for argument in arguments:
             keys = list(argument) if isinstance(argument, (list, dict)) else [argument]
-            prepared.append(
-                tuple(value if slot is None else keys[slot] for slot, value in template)
-            )
+            if isinstance(template, dict):
+                prepared.append(
+                    {
+                        name: value if slot is None else keys[slot]
+                        for name, (slot, value) in template.items()
+                    }
+                )
+            else:
+                prepared.append(
+                    tuple(value if slot is None else keys[slot] for slot, value in template)
+                )
         return prepared
 
     def load(self, mapping: Mapping[str, Any]) -> None:
