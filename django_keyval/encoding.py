@@ -77,18 +77,22 @@ def decode_value(
         return integer
     try:
         if serializer_name == PICKLE_FORMAT:  # the most common, so first
-            return _PICKLE.loads(data)
+            return _PICKLE.loads(data, store, key)
         if isinstance(data, memoryview):
             data = bytes(data)
         if serializer_name == STR_FORMAT:
             return data.decode()
         if serializer_name == BYTES_FORMAT:
             return data
-        return serializer_by_name(serializer_name, *candidates).loads(data)
+        serializer = serializer_by_name(serializer_name, *candidates)
+        if isinstance(serializer, PickleSerializer):  # a subclass, under its own name
+            return serializer.loads(data, store, key)
+        return serializer.loads(data)
     except BadSignatureError:
         raise BadSignatureError(
             f"the value of key {key!r} in store {store!r} failed its signature check "
-            "(it was not written with SECRET_KEY or SECRET_KEY_FALLBACKS); it was not unpickled"
+            "(it was not written there, as that format, with SECRET_KEY or "
+            "SECRET_KEY_FALLBACKS); it was not unpickled"
         ) from None
     except Exception as error:
         raise DeserializationError(
@@ -131,7 +135,11 @@ def encode_value(
         chosen = get_serializer(serializer or keyval_settings.SERIALIZER)
         name = chosen.name
         try:
-            data = chosen.dumps(value)
+            if isinstance(chosen, PickleSerializer):
+                # Signed for its place: the value is refused anywhere else.
+                data = chosen.dumps(value, store, key)
+            else:
+                data = chosen.dumps(value)
         except Exception as error:
             raise SerializationError(
                 f"cannot store the value for key {key!r} in store {store!r} with the "

@@ -52,6 +52,7 @@ __all__ = [
     "is_exact_json",
     "parse_json",
     "serializer_by_name",
+    "signed_place",
 ]
 
 #: The name rows carry when the value is a plain ``int`` kept in the integer
@@ -95,6 +96,9 @@ class Serializer(Protocol):
 
 _SIGNATURE_SALT = b"django_keyval.serializers.PickleSerializer"
 _SIGNATURE_SIZE = hashlib.sha256().digest_size
+# Payloads up to this size are signed in one call, joined to their place;
+# longer ones are fed to the HMAC in two parts, so they are not copied.
+_SIGN_IN_ONE_CALL = 64 * 1024
 
 
 @lru_cache(maxsize=16)
@@ -107,52 +111,135 @@ def _signing_key(secret: str | bytes) -> bytes:
     return hashlib.sha256(_SIGNATURE_SALT + secret).digest()
 
 
-def _signature(payload: bytes | memoryview, secret: str | bytes) -> bytes:
-    return hmac.digest(_signing_key(secret), payload, "sha256")
+@lru_cache(maxsize=4096)
+def signed_place(store: str, key: str, format_name: str) -> bytes:
+    """Return the bytes that bind a signature to a store, a key and a format.
+
+    Each part comes after its length in characters and a colon
+    (``1:s3:key6:pickle``), so that no two places give the same bytes.
+    Cached: a key read often costs its place once.
+    """
+    text = f"{len(store)}:{store}{len(key)}:{key}{len(format_name)}:{format_name}"
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _signature(place: bytes, payload: bytes | memoryview, secret: str | bytes) -> bytes:
+    if len(payload) <= _SIGN_IN_ONE_CALL:
+        return hmac.digest(_signing_key(secret), place + payload, "sha256")
+    mac = hmac.new(_signing_key(secret), place, "sha256")
+    mac.update(payload)
+    return mac.digest()
 
 
 class PickleSerializer:
     """Pickle, signed with an HMAC of ``SECRET_KEY`` so foreign bytes are never unpickled.
 
     The stored bytes are the 32-byte HMAC-SHA256 signature followed by the
-    pickle. The signature equals ``salted_hmac(salt, pickle, algorithm="sha256")``
-    and is checked before unpickling, against ``SECRET_KEY`` and then each of
-    ``SECRET_KEY_FALLBACKS``, so values survive a key rotation (they are signed
-    with the new key when next written).
+    pickle. The signature covers the place of the value as well as the
+    pickle: it equals ``salted_hmac(salt, place + pickle, algorithm="sha256")``,
+    where ``place`` is :func:`signed_place` of the store, the key and the
+    format (``"pickle"``). So a signed value copied to another key, another
+    store or another format fails its check. It is checked before
+    unpickling, against ``SECRET_KEY`` and then each of
+    ``SECRET_KEY_FALLBACKS``, so values survive a key rotation (they are
+    signed with the new key when next written).
+
+    Each method takes the place as ``store``, ``key`` and ``format_name``
+    (by default ``name``); bytes signed for one place are refused at
+    any other.
     """
 
     name = PICKLE_FORMAT
     protocol = pickle.HIGHEST_PROTOCOL
 
-    def dumps(self, value: Any) -> bytes:
-        """Pickle ``value`` and prefix the signature."""
+    def _place(self, store: str, key: str, format_name: str | None) -> bytes:
+        return signed_place(store, key, self.name if format_name is None else format_name)
+
+    def dumps(
+        self, value: Any, store: str = "", key: str = "", format_name: str | None = None
+    ) -> bytes:
+        """Pickle ``value`` and prefix the signature for its place."""
         payload = pickle.dumps(value, self.protocol)
-        return _signature(payload, settings.SECRET_KEY) + payload
+        place = self._place(store, key, format_name)
+        return _signature(place, payload, settings.SECRET_KEY) + payload
 
-    def loads(self, data: bytes) -> Any:
-        """Check the signature of ``data``, then unpickle it."""
-        if not self.signature_matches(data):
-            raise BadSignatureError("the pickled value's signature does not match SECRET_KEY")
-        return pickle.loads(memoryview(data)[_SIGNATURE_SIZE:])
+    def loads(
+        self,
+        data: bytes | memoryview,
+        store: str = "",
+        key: str = "",
+        format_name: str | None = None,
+    ) -> Any:
+        """Check the signature of ``data`` for its place, then unpickle it."""
+        view = memoryview(data)  # slices without copying the payload
+        payload = view[_SIGNATURE_SIZE:]
+        place = signed_place(store, key, self.name if format_name is None else format_name)
+        # SECRET_KEY first, inline: the check every read makes.
+        expected = _signature(place, payload, settings.SECRET_KEY)
+        if not (
+            hmac.compare_digest(view[:_SIGNATURE_SIZE], expected)
+            or self.signature_matches(data, store, key, format_name)
+        ):
+            raise BadSignatureError(
+                "the pickled value's signature does not match SECRET_KEY for its place"
+            )
+        return pickle.loads(payload)
 
-    def signature_matches(self, data: bytes | memoryview) -> bool:
-        """Return whether ``data`` carries a signature made with ``SECRET_KEY`` or a fallback.
+    def signature_matches(
+        self,
+        data: bytes | memoryview,
+        store: str = "",
+        key: str = "",
+        format_name: str | None = None,
+    ) -> bool:
+        """Return whether ``data`` carries a signature for its place, made with
+        ``SECRET_KEY`` or one of ``SECRET_KEY_FALLBACKS``.
 
         Nothing is unpickled: this is the check :meth:`loads` makes first.
         """
         view = memoryview(data)  # slices without copying the payload
         signature, payload = view[:_SIGNATURE_SIZE], view[_SIGNATURE_SIZE:]
-        if hmac.compare_digest(signature, _signature(payload, settings.SECRET_KEY)):
+        place = self._place(store, key, format_name)
+        if hmac.compare_digest(signature, _signature(place, payload, settings.SECRET_KEY)):
             return True
         return any(
-            hmac.compare_digest(signature, _signature(payload, secret))
+            hmac.compare_digest(signature, _signature(place, payload, secret))
             for secret in getattr(settings, "SECRET_KEY_FALLBACKS", ())
         )
 
-    def is_signed_with_current_key(self, data: bytes) -> bool:
-        """Return whether ``data`` carries a signature made with ``SECRET_KEY`` itself."""
-        expected = _signature(data[_SIGNATURE_SIZE:], settings.SECRET_KEY)
-        return hmac.compare_digest(data[:_SIGNATURE_SIZE], expected)
+    def is_signed_with_current_key(
+        self,
+        data: bytes | memoryview,
+        store: str = "",
+        key: str = "",
+        format_name: str | None = None,
+    ) -> bool:
+        """Return whether ``data`` carries a signature for its place made with ``SECRET_KEY``."""
+        view = memoryview(data)
+        place = self._place(store, key, format_name)
+        expected = _signature(place, view[_SIGNATURE_SIZE:], settings.SECRET_KEY)
+        return hmac.compare_digest(view[:_SIGNATURE_SIZE], expected)
+
+    def resign(
+        self,
+        data: bytes | memoryview,
+        store: str = "",
+        key: str = "",
+        format_name: str | None = None,
+    ) -> bytes:
+        """Return ``data`` signed with ``SECRET_KEY``, once its signature for its place is
+        checked (against ``SECRET_KEY`` and ``SECRET_KEY_FALLBACKS``).
+
+        Nothing is unpickled. Raises
+        :class:`~django_keyval.exceptions.BadSignatureError` if the check fails.
+        """
+        if not self.signature_matches(data, store, key, format_name):
+            raise BadSignatureError(
+                "the pickled value's signature does not match SECRET_KEY for its place"
+            )
+        payload = memoryview(data)[_SIGNATURE_SIZE:]
+        place = self._place(store, key, format_name)
+        return _signature(place, payload, settings.SECRET_KEY) + payload
 
 
 def _json_problem(value: Any) -> tuple[str, type[Exception], str] | None:

@@ -13,8 +13,10 @@ Each line is one JSON object describing one live pair::
 ``int``, finite ``float``, ``str``, and lists and dicts (with ``str`` keys) of
 those, of exactly these types (no subclasses, tuples or sets). Any other value
 (``bytes`` included) goes as ``pickle``: the base64 of the signed pickle (the
-32-byte HMAC-SHA256 of ``SECRET_KEY`` followed by the pickle), for a pair
-stored with pickle exactly as the store keeps it.
+32-byte HMAC-SHA256 signature followed by the pickle), for a pair stored with
+pickle exactly as the store keeps it. The signature binds the pickle to the
+line's store, key and format (its ``serializer``, or ``"pickle"``), as in the
+database, so a pickle moved to another line is refused.
 
 ``serializer`` names the format the pair was stored in, so that an import
 stores it the same way: ``"pickle"``, ``"json"``, the ``name`` of a custom
@@ -26,12 +28,14 @@ without ``serializer`` as a pickle.
 ``expires_at`` is an ISO 8601 time with its UTC offset, or ``null`` for a pair
 that never expires.
 
-An import checks every pickle's signature against ``SECRET_KEY`` and
-``SECRET_KEY_FALLBACKS``; a pair stored with pickle is written back byte for
-byte without being unpickled, and only a pickle whose signature matches is
-ever unpickled (to store it with its own serializer). So moving pairs
-between two projects needs the exporting project's key among the importing
-project's ``SECRET_KEY_FALLBACKS`` (or the same ``SECRET_KEY``).
+An import checks every pickle's signature for its line against
+``SECRET_KEY`` and ``SECRET_KEY_FALLBACKS``; a pair stored with pickle is
+written back with the same pickle, without being unpickled, and signed anew
+with ``SECRET_KEY``; only a pickle whose signature matches is ever
+unpickled (to store it with its own serializer). So moving pairs between
+two projects needs the exporting project's key among the importing
+project's ``SECRET_KEY_FALLBACKS`` (or the same ``SECRET_KEY``) during the
+import only: the imported pairs are signed with the importing project's key.
 """
 
 from __future__ import annotations
@@ -137,7 +141,7 @@ def _record(
         # bytes, or a value of a custom serializer, that JSON cannot carry:
         # carry it as a signed pickle, and its format beside it.
         try:
-            signed = PickleSerializer().dumps(value)
+            signed = PickleSerializer().dumps(value, store, key, serializer_name)
         except Exception as error:
             raise TransferError(
                 f"cannot export key {key!r} of store {store!r}: its value is neither JSON "
@@ -247,13 +251,17 @@ class _LineReader:
         if wanted is not None and not isinstance(wanted, str):
             raise ValueError(f'"serializer" must be a string, not {type(wanted).__name__}')
         if "pickle" in record:
-            data = self.pickle(store.name, key, record["pickle"])
-            if wanted in (None, PICKLE_FORMAT):
-                # Stored as it was, byte for byte, and never unpickled here.
+            format_name = PICKLE_FORMAT if wanted is None else wanted
+            data = self.pickle(store.name, key, format_name, record["pickle"])
+            if format_name == PICKLE_FORMAT:
+                # Stored with the same pickle, never unpickled here, and
+                # signed with SECRET_KEY now: a pair that was signed with a
+                # fallback stays readable once that fallback is retired.
+                data = PickleSerializer().resign(data, store.name, key)
                 return store.name, key, data, None, PICKLE_FORMAT, expires_at
             # Signed with one of our keys, so as safe to unpickle as a stored pickle.
             try:
-                value = PickleSerializer().loads(data)
+                value = PickleSerializer().loads(data, store.name, key, format_name)
             except Exception as error:
                 raise ValueError(
                     f"cannot unpickle the value of key {key!r} in store {store.name!r}: "
@@ -297,12 +305,14 @@ class _LineReader:
         except binascii.Error as error:
             raise ValueError(f'"{field}" is not valid base64: {error}') from None
 
-    def pickle(self, store: str, key: str, text: Any) -> bytes:
+    def pickle(self, store: str, key: str, format_name: str, text: Any) -> bytes:
+        """Return the signed pickle of a line, once its signature is checked for its place."""
         data = self.base64(text, "pickle")
-        if not PickleSerializer().signature_matches(data):
+        if not PickleSerializer().signature_matches(data, store, key, format_name):
             raise ValueError(
                 f"the pickled value of key {key!r} in store {store!r} failed its signature "
-                "check (it was not signed with SECRET_KEY or SECRET_KEY_FALLBACKS)"
+                f"check (it was not signed for this store, key and format ({format_name!r}) "
+                "with SECRET_KEY or SECRET_KEY_FALLBACKS)"
             )
         check_value_size(store, key, len(data))
         return data

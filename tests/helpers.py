@@ -15,6 +15,7 @@ from django.db import connection, connections
 from django.utils import timezone
 
 from django_keyval.models import KeyValPair
+from django_keyval.serializers import PickleSerializer
 
 
 class Point:
@@ -182,3 +183,9 @@ class MisconfiguredSerializer(ReversedJSONSerializer):
 
     def __init__(self) -> None:
         raise ImproperlyConfigured("MisconfiguredSerializer needs a setting that is missing")
+
+
+class RenamedPickleSerializer(PickleSerializer):
+    """The signed pickle under another name."""
+
+    name = "renamed-pickle"

@@ -18,6 +18,7 @@ from django_keyval.serializers import (
     PickleSerializer,
     get_serializer,
     serializer_by_name,
+    signed_place,
 )
 from tests.helpers import Colour, CreatesFile, ReversedJSONSerializer, write_raw
 
@@ -48,10 +49,24 @@ class LongNamedSerializer(ReversedJSONSerializer):
 
 class PickleSigningTests(TestCase):
     def test_signature_is_salted_hmac_of_secret_key(self) -> None:
-        data = PickleSerializer().dumps({"a": 1})
+        # Over the place (store, key, format, each after its length) and the pickle.
+        data = PickleSerializer().dumps({"a": 1}, "s", "kéy")
         payload = pickle.dumps({"a": 1}, pickle.HIGHEST_PROTOCOL)
         expected = salted_hmac(
-            "django_keyval.serializers.PickleSerializer", payload, algorithm="sha256"
+            "django_keyval.serializers.PickleSerializer",
+            "1:s3:kéy6:pickle".encode() + payload,
+            algorithm="sha256",
+        ).digest()
+        self.assertEqual(data, expected + payload)
+        self.assertEqual(signed_place("s", "kéy", "pickle"), "1:s3:kéy6:pickle".encode())
+        # A long payload is signed in two parts, to the same signature.
+        long_value = "x" * 100_000
+        data = PickleSerializer().dumps(long_value, "s", "k")
+        payload = pickle.dumps(long_value, pickle.HIGHEST_PROTOCOL)
+        expected = salted_hmac(
+            "django_keyval.serializers.PickleSerializer",
+            b"1:s1:k6:pickle" + payload,
+            algorithm="sha256",
         ).digest()
         self.assertEqual(data, expected + payload)
 
@@ -86,6 +101,34 @@ class PickleSigningTests(TestCase):
                 self.assertTrue(KeyValPair.objects.filter(key="victim").exists())
                 self.assertEqual(kv.get("other"), [1])
 
+    def test_a_signed_value_is_refused_anywhere_but_where_it_was_written(self) -> None:
+        kv = KeyVal("tests.splice")
+        other = KeyVal("tests.other")
+        kv.set("admin", {"role": "admin"})
+        kv.set("user", {"role": "user"})
+        other.set("admin", {"role": "user"})
+        signed = bytes(KeyValPair.objects.get(store="tests.splice", key="admin").value)
+        for store, key in [("tests.splice", "user"), ("tests.other", "admin")]:
+            write_raw(store, key, signed)
+            with (
+                self.subTest(store=store, key=key),
+                self.assertRaisesMessage(exceptions.BadSignatureError, f"{key!r}"),
+            ):
+                KeyVal(store).get(key)
+        # Relabelled as another signed-pickle format (a subclass under its own name).
+        with override_settings(KEYVAL_SERIALIZER="tests.helpers.RenamedPickleSerializer"):
+            KeyVal("tests.splice").set("renamed", [1])
+            self.assertEqual(KeyVal("tests.splice").get("renamed"), [1])
+            write_raw("tests.splice", "admin", signed, serializer="renamed-pickle")
+            with self.assertRaises(exceptions.BadSignatureError):
+                KeyVal("tests.splice").get("admin")
+        # Relabelled as a format that is not signed, the bytes come back as
+        # that format's value: never unpickled (see the security page).
+        write_raw("tests.splice", "admin", signed, serializer="bytes")
+        self.assertEqual(kv.get("admin"), signed)
+        write_raw("tests.splice", "admin", signed)  # back in its place: read again
+        self.assertEqual(kv.get("admin"), {"role": "admin"})
+
     def test_pickle_signed_with_another_secret_is_refused(self) -> None:
         kv = KeyVal("tests.tamper")
         with override_settings(SECRET_KEY="some-other-secret-key-entirely"):
@@ -103,10 +146,15 @@ class PickleSigningTests(TestCase):
         ):
             self.assertEqual(kv.get("k"), {"v": 1})
             row = KeyValPair.objects.get(key="k")
-            self.assertFalse(PickleSerializer().is_signed_with_current_key(bytes(row.value)))
+            signed = PickleSerializer()
+            self.assertFalse(
+                signed.is_signed_with_current_key(bytes(row.value), "tests.rotation", "k")
+            )
             kv.set("k", kv.get("k"))  # written again: signed with the new key
             row = KeyValPair.objects.get(key="k")
-            self.assertTrue(PickleSerializer().is_signed_with_current_key(bytes(row.value)))
+            self.assertTrue(
+                signed.is_signed_with_current_key(bytes(row.value), "tests.rotation", "k")
+            )
         with override_settings(SECRET_KEY="new-secret-key-value", SECRET_KEY_FALLBACKS=[]):
             self.assertEqual(kv.get("k"), {"v": 1})
             with self.assertRaises(exceptions.BadSignatureError):

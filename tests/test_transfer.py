@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from django_keyval import exceptions, transfer
 from django_keyval.models import KeyVal, KeyValPair
-from django_keyval.serializers import PickleSerializer, _signature
+from django_keyval.serializers import PickleSerializer, _signature, signed_place
 from django_keyval.transfer import ImportResult, TransferError, export_lines, import_lines
 from tests.helpers import forged_pickle, insert_raw, rows, sample_values, typed
 
@@ -76,7 +76,9 @@ class ExportTests(TestCase):
             {
                 "store": "t",
                 "key": "bytes",
-                "pickle": base64.b64encode(PickleSerializer().dumps(b"\x00\xffraw")).decode(),
+                "pickle": base64.b64encode(
+                    PickleSerializer().dumps(b"\x00\xffraw", "t", "bytes", "bytes")
+                ).decode(),
                 "serializer": "bytes",
                 "expires_at": None,
             },
@@ -275,9 +277,14 @@ class ImportTests(TestCase):
     def test_invalid_lines_stop_the_import_and_change_nothing(self) -> None:
         KeyVal("s").set("existing", "unchanged")
         good = '{"store": "s", "key": "existing", "value": "changed", "expires_at": null}'
-        signed = base64.b64encode(PickleSerializer().dumps({1})).decode()
+        signed = base64.b64encode(PickleSerializer().dumps({1}, "s", "k")).decode()
+        signed_as_json, signed_as_bytes = (
+            base64.b64encode(PickleSerializer().dumps({1}, "s", "k", name)).decode()
+            for name in ("json", "bytes")
+        )
         # Signed with SECRET_KEY, but not a pickle.
-        garbage = base64.b64encode(_signature(b"garbage", settings.SECRET_KEY) + b"garbage")
+        place = signed_place("s", "k", "json")
+        garbage = base64.b64encode(_signature(place, b"garbage", settings.SECRET_KEY) + b"garbage")
         for bad, message in [
             ("{nope", "line 2: not valid JSON: Expecting property name"),
             ("[1, 2]", "line 2: expected a JSON object, not list"),
@@ -336,13 +343,14 @@ class ImportTests(TestCase):
                 "\"serializer\" is 'yaml', which is not the built-in pickle or json",
             ),
             (
-                f'{{"store": "s", "key": "k", "pickle": "{signed}", "serializer": "bytes", '
+                f'{{"store": "s", "key": "k", "pickle": "{signed_as_bytes}", '
+                '"serializer": "bytes", '
                 '"expires_at": null}',
                 "\"serializer\" is 'bytes', but the value of key 'k' in store 's' would be "
                 "stored as 'pickle'",
             ),
             (
-                f'{{"store": "s", "key": "k", "pickle": "{signed}", "serializer": "json", '
+                f'{{"store": "s", "key": "k", "pickle": "{signed_as_json}", "serializer": "json", '
                 '"expires_at": null}',
                 "cannot store the value for key 'k' in store 's' with the json serializer",
             ),
@@ -380,7 +388,9 @@ class ImportTests(TestCase):
                 ("value", json.dumps(["x" * 200])),
                 (
                     "pickle",
-                    json.dumps(base64.b64encode(PickleSerializer().dumps(["x" * 200])).decode()),
+                    json.dumps(
+                        base64.b64encode(PickleSerializer().dumps(["x" * 200], "s", "k")).decode()
+                    ),
                 ),
             ]:
                 line = f'{{"store": "s", "key": "k", "{field}": {value}, "expires_at": null}}'
@@ -417,6 +427,57 @@ class ImportTests(TestCase):
         with override_settings(SECRET_KEY_FALLBACKS=["the-old-key"]):
             self.assertEqual(import_text(exported), ImportResult(1, 0))
             self.assertEqual(KeyVal("s").get("k"), {1, 2})
+
+    def test_imported_pickles_are_signed_with_the_current_key(self) -> None:
+        # Moving pairs between projects: the source's key is a fallback for
+        # the import only; the pairs must stay readable once it is removed.
+        with override_settings(SECRET_KEY="the-exporting-projects-key"):
+            KeyVal("s").set("pickled", {1, 2})
+            KeyVal("s").set("bytes", b"\x00raw")
+            KeyVal("s", serializer="tests.helpers.ReversedJSONSerializer").set("custom", (1, 2))
+            with override_settings(KEYVAL_SERIALIZER="tests.helpers.ReversedJSONSerializer"):
+                exported = export_text()
+        KeyVal.flush_all()
+        with override_settings(
+            SECRET_KEY="the-importing-projects-key",
+            SECRET_KEY_FALLBACKS=["the-exporting-projects-key"],
+            KEYVAL_SERIALIZER="tests.helpers.ReversedJSONSerializer",
+        ):
+            self.assertEqual(import_text(exported), ImportResult(3, 0))
+        with override_settings(
+            SECRET_KEY="the-importing-projects-key",
+            SECRET_KEY_FALLBACKS=[],
+            KEYVAL_SERIALIZER="tests.helpers.ReversedJSONSerializer",
+        ):
+            row = KeyValPair.objects.get(key="pickled")
+            self.assertTrue(
+                PickleSerializer().is_signed_with_current_key(bytes(row.value), "s", "pickled")
+            )
+            self.assertEqual(
+                KeyVal("s").get_many(["pickled", "bytes", "custom"]),
+                {"pickled": {1, 2}, "bytes": b"\x00raw", "custom": (1, 2)},
+            )
+
+    def test_a_pickle_moved_to_another_line_is_refused(self) -> None:
+        KeyVal("s").set("admin", {"role", "admin"})  # a set: JSON cannot carry it
+        KeyVal("s").set("bytes", b"raw")
+        lines = export()
+        KeyVal.flush_all()
+        admin_pickle = lines[0]["pickle"]
+        for moved, where in [
+            ({**lines[0], "key": "user"}, "another key"),
+            ({**lines[0], "store": "t"}, "another store"),
+            ({**lines[0], "serializer": "bytes"}, "another format"),
+            ({**lines[1], "pickle": admin_pickle}, "another line's value"),
+        ]:
+            with (
+                self.subTest(where),
+                self.assertRaisesMessage(TransferError, "failed its signature check"),
+            ):
+                import_text(json.dumps(moved))
+        self.assertEqual(KeyValPair.objects.count(), 0)
+        self.assertEqual(import_text("\n".join(json.dumps(line) for line in lines)).imported, 2)
+        self.assertEqual(KeyVal("s").get("admin"), {"role", "admin"})
 
     def test_import_without_the_custom_serializer_changes_nothing(self) -> None:
         KeyVal("c", serializer="tests.helpers.ReversedJSONSerializer").set("k", [1])
@@ -557,7 +618,10 @@ class RoundTripTests(TestCase):
             # A value JSON cannot carry goes as a pickle, with its own serializer's name.
             self.assertEqual(lines[1]["serializer"], "reversed-json")
             self.assertEqual(
-                PickleSerializer().loads(base64.b64decode(lines[1]["pickle"])), (1, "a")
+                PickleSerializer().loads(
+                    base64.b64decode(lines[1]["pickle"]), "s", "tuple", "reversed-json"
+                ),
+                (1, "a"),
             )
             KeyVal.flush_all()
             import_lines([json.dumps(line) for line in lines])
