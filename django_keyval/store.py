@@ -525,8 +525,10 @@ class KeyVal(AsyncMethods):
     ) -> list[ValueRow]:
         live: list[ValueRow] = []
         expired: list[str] = []
-        for row in operations.get_many_with_expiry(connection, self._name, key_list):
-            if row.expires_at is None or operations.is_live(connection, row.expires_at):
+        rows = operations.get_many_with_expiry(connection, self._name, key_list)
+        now = _now(connection)
+        for row in rows:
+            if row.expires_at is None or operations.is_live(connection, row.expires_at, now):
                 live.append(row)
             else:
                 expired.append(row.key)

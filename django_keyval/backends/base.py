@@ -283,14 +283,16 @@ class BaseOperations:
     # -- single keys ---------------------------------------------------------
 
     @staticmethod
-    def is_live(connection: BaseDatabaseWrapper, expires: Any) -> bool:
+    def is_live(connection: BaseDatabaseWrapper, expires: Any, now: Any = None) -> bool:
         """Return whether ``expires``, as the driver returned it, is in the future.
 
         It is compared with the current time adapted as Django adapts it for
         the column: an aware or naive datetime (PostgreSQL) or a string
-        (SQLite, MariaDB), which orders like the time it stands for.
+        (SQLite, MariaDB), which orders like the time it stands for. A
+        caller checking many rows passes ``now``, adapted, once.
         """
-        now = connection.ops.adapt_datetimefield_value(timezone.now())
+        if now is None:
+            now = connection.ops.adapt_datetimefield_value(timezone.now())
         if isinstance(now, str) and not isinstance(expires, str):
             expires = str(expires)
         return bool(expires > now)
