@@ -129,6 +129,28 @@ def arguments(operation: str, iterations: int) -> list[Any]:
     return [HOT_KEYS[number % len(HOT_KEYS)] for number in range(iterations)]
 
 
+def vacuum(alias: str) -> None:
+    """On PostgreSQL, ``VACUUM ANALYZE`` both tables, as autovacuum would between rounds.
+
+    A round leaves tens of thousands of dead rows in tables of a few hundred
+    (every write and cull makes some); autovacuum, which would clean them
+    within a minute in a running site, may not get to them during the
+    benchmark, and their index entries then slow down planning and lookups
+    of both backends.
+    """
+    from django.db import connections
+
+    from bench.settings import CACHE_TABLE
+    from django_keyval.models import KeyValPair
+
+    connection = connections[alias]
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        for table in (KeyValPair._meta.db_table, CACHE_TABLE):
+            cursor.execute(f"VACUUM ANALYZE {connection.ops.quote_name(table)}")
+
+
 def measure(alias: str, rounds: int, iterations: int) -> dict[str, dict[str, float]]:
     """Return ``{operation: {cache title: median microseconds per call}}`` on ``alias``."""
     CurrentDatabaseRouter.current = alias
@@ -146,6 +168,7 @@ def measure(alias: str, rounds: int, iterations: int) -> dict[str, dict[str, flo
         # machine falls on each alike.
         turn = round_number % len(titles)
         order = titles[turn:] + titles[:turn]
+        vacuum(alias)
         for slug, _label in OPERATIONS:
             for title in order:
                 cache = caches[title]
