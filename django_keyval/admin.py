@@ -276,11 +276,14 @@ class KeyValPairAdmin(_PairAdmin):
             shown += [value_fields[0], "confirm_type_change", *value_fields[1:]]
         else:
             shown.append("value_type_name")
+        record = ["serializer", "version", "updated_at"]
+        if editable:
+            record.append("opened_version")  # a hidden input: the version the page shows
         return [
             (None, {"fields": ["store", "key"]}),
             (_("Value"), {"fields": shown}),
             (_("Expiry"), {"fields": ["expires_at"]}),
-            (_("Record"), {"fields": ["serializer", "version", "updated_at", "opened_version"]}),
+            (_("Record"), {"fields": record}),
         ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: KeyValPair | None = None) -> Any:

@@ -7,14 +7,16 @@ import os
 import pickle
 import re
 import tempfile
+import time
 import tracemalloc
 from decimal import Decimal
 from html.parser import HTMLParser
 from typing import Any
 
 from django.contrib.auth.models import Permission, User
+from django.db import connection, transaction
 from django.db.models import F
-from django.test import TestCase, override_settings
+from django.test import TestCase, TransactionTestCase, override_settings
 from django.urls import reverse
 from django.utils import formats, timezone
 
@@ -23,6 +25,7 @@ from django_keyval.exceptions import PairChangedError
 from django_keyval.forms import KeyValPairForm
 from django_keyval.models import KeyVal, KeyValPair
 from tests.helpers import CreatesFile, Point, insert_raw
+from tests.workers import start_process
 
 CHANGELIST = reverse("admin:django_keyval_keyvalpair_changelist")
 ADD = reverse("admin:django_keyval_keyvalpair_add")
@@ -781,6 +784,43 @@ class ConcurrentEditTests(AdminTestCase):
         self.assertEqual(pair("s", "doc").version, 1)  # the transaction was rolled back
 
 
+class SaveLockTests(TransactionTestCase):
+    """While a save is checked and written, the pair's row is held: another process waits."""
+
+    def test_an_incr_in_another_process_waits_for_the_save(self) -> None:
+        KeyVal("s").set("hits", 10)
+        row = pair("s", "hits")
+        page = {
+            "store": "s",  # read-only in the admin, which leaves them out of its form
+            "key": "hits",
+            "value_type": "int",
+            "initial-value_type": "int",
+            "value_int": "100",
+            "initial-value_int": "10",
+            "opened_version": "1",
+            "expires_at_0": "",
+            "expires_at_1": "",
+            "initial-expires_at_0": "",
+            "initial-expires_at_1": "",
+        }
+        form = KeyValPairForm(page, instance=row)
+        database = connection.settings_dict["NAME"]
+        with transaction.atomic():  # as the admin's change view runs
+            self.assertTrue(form.is_valid(), form.errors)  # checks, and locks the row
+            process, events = start_process("increment_reporting", database, ("s", "hits"))
+            self.addCleanup(process.join, 30)
+            self.assertEqual(events.get(timeout=60), "started")
+            time.sleep(1.0)  # the child's incr is now waiting for the row
+            form.store_pair("default")
+            committed = time.time()
+        done, finished = events.get(timeout=60)
+        self.assertEqual(done, "done")
+        self.assertGreaterEqual(finished, committed)
+        # The save was not refused, and the incr was not lost: it came after it.
+        self.assertEqual(KeyVal("s").get("hits"), 101)
+        self.assertEqual(pair("s", "hits").version, 3)
+
+
 class ReadOnlyValueTests(AdminTestCase):
     """Values no field can edit are shown in full, with the reason, and can be replaced."""
 
@@ -1093,6 +1133,7 @@ class PermissionTests(AdminTestCase):
         self.assertContains(response, '<pre class="keyval-value"')
         self.assertNotContains(response, "<textarea")
         self.assertNotContains(response, 'name="_save"')
+        self.assertNotContains(response, "Opened version")
         response = self.client.post(
             change_url(self.row), {"value_json": "2", **split_datetime(None)}
         )

@@ -245,6 +245,15 @@ def increment(index: int, store_name: str, key: str, times: int) -> list[int]:
     return [kv.incr(key) for _ in range(times)]
 
 
+def increment_reporting(index: int, events: Any, store_name: str, key: str) -> int:
+    """Report ``"started"``, ``incr`` ``key`` once, report ``("done", time.time())``."""
+    kv = _store(store_name)
+    events.put("started")
+    value: int = kv.incr(key)
+    events.put(("done", time.time()))
+    return value
+
+
 # -- mixed writers, readers and flushers ------------------------------------------------
 
 
