@@ -119,11 +119,9 @@ class KeyValCache(BaseCache):
                 f"KeyValCache OPTIONS accept {', '.join(sorted(_OPTIONS))}; "
                 f"unknown: {', '.join(unknown)}"
             )
-        max_entries = options.get("MAX_ENTRIES", 300)
-        if max_entries is not None:
-            params = {**params, "OPTIONS": {**options, "MAX_ENTRIES": max_entries}}
         super().__init__(params)
-        if max_entries is None:
+        if "MAX_ENTRIES" in options and options["MAX_ENTRIES"] is None:
+            # BaseCache would take None for its default, 300.
             self._max_entries = None  # type: ignore[assignment]
         if self._cull_frequency < 0:
             raise ImproperlyConfigured(
