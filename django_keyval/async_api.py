@@ -131,6 +131,24 @@ class AsyncMethods:
         result = await sync_to_async(self_or_cls.stores)(using)
         return result
 
+    async def aget_versioned(self: Any, key: str) -> tuple[Any, int]:
+        """Async :meth:`get_versioned`."""
+        return await sync_to_async(self.get_versioned)(key)
+
+    async def aget_many_versioned(self: Any, keys: Iterable[str]) -> dict[str, tuple[Any, int]]:
+        """Async :meth:`get_many_versioned`."""
+        return await sync_to_async(self.get_many_versioned)(keys)
+
+    async def acas(self: Any, key: str, value: Any, version: int, timeout: Timeout = None) -> bool:
+        """Async :meth:`cas`."""
+        return await sync_to_async(self.cas)(key, value, version, timeout)
+
+    async def aupdate(
+        self: Any, key: str, function: Callable[[Any], Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        """Async :meth:`update` (``function`` runs in Django's sync thread)."""
+        return await sync_to_async(self.update)(key, function, *args, **kwargs)
+
     async def _aiterate(
         self: Any,
         start: Callable[[str], Iterator[_R]],

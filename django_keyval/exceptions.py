@@ -75,3 +75,19 @@ class UnsupportedDatabaseError(KeyValError):
 
 class PairChangedError(KeyValError, RuntimeError):
     """Raised when the admin would save over a pair that changed since its page was shown."""
+
+
+class InvalidArgumentError(KeyValError, ValueError):
+    """Raised for an argument of the right type whose value cannot be used (a negative version)."""
+
+
+class UpdateConflictError(KeyValError, RuntimeError):
+    """Raised by ``update`` when other writers changed the pair first on every one of its tries."""
+
+
+class LockNotOwnedError(KeyValError, RuntimeError):
+    """Raised when a lock is released or extended by a ``Lock`` that no longer holds its lease."""
+
+
+class LockTimeoutError(KeyValError, TimeoutError):
+    """Raised when ``with kv.lock(...)`` cannot acquire the lock within its ``blocking_timeout``."""

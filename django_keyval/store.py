@@ -8,6 +8,8 @@ Import it from :mod:`django_keyval.models`, as the package always documented::
 from __future__ import annotations
 
 import datetime
+import random
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import suppress
 from typing import Any, TypeVar
@@ -24,12 +26,15 @@ from .descriptors import StoreOrClassMethod
 from .encoding import INT64_MAX, INT64_MIN, decode_value, encode_value
 from .exceptions import (
     ArgumentTypeError,
+    InvalidArgumentError,
     InvalidKeyError,
     KeyNotFoundError,
     KeyValError,
     NotAnIntegerError,
     StoreDisconnectedError,
+    UpdateConflictError,
 )
+from .locks import Lock
 from .serializers import (
     BUILTIN_FORMATS,
     INTEGER_FORMAT,
@@ -52,6 +57,13 @@ _T = TypeVar("_T")
 
 # Stands for "no value" where None is a value a user may store.
 _MISSING: Any = object()
+# Stands for "keep the pair's expiry" where None means "never expire".
+_KEEP: Any = object()
+
+#: How many lost races :meth:`KeyVal.update` retries by default.
+UPDATE_RETRIES = 100
+#: The longest pause, in seconds, before ``update`` tries again after a lost race.
+UPDATE_MAX_PAUSE = 0.05
 
 #: Rows fetched per query while iterating over keys, values or items.
 ITERATION_CHUNK_SIZE = 1000
@@ -694,6 +706,149 @@ class KeyVal(AsyncMethods):
         connection, operations = _database(_alias_of(self_or_cls, using), write=False)
         return operations.stores(connection, _now(connection))
 
+    # -- versions, compare-and-set, update and locks ---------------------------------
+
+    def get_versioned(self, key: str) -> tuple[Any, int]:
+        """Return ``(value, version)`` of ``key``.
+
+        The version is 1 when the pair is new and goes up by one whenever its
+        value or expiry changes; pass it to :meth:`cas`. Raise
+        :class:`~django_keyval.exceptions.KeyNotFoundError` if it is missing.
+        """
+        validate_key(key)
+        connection, operations = self._database(write=False)
+        row = operations.get_versioned(connection, self._key_params(connection, key))
+        if row is None:
+            raise self._missing(key)
+        data, integer, serializer_name, version = row
+        return self._decode(key, data, integer, serializer_name), int(version)
+
+    def get_many_versioned(self, keys: Iterable[str]) -> dict[str, tuple[Any, int]]:
+        """Return ``{key: (value, version)}`` for those of ``keys`` that exist."""
+        key_list = self._keys_list(keys)
+        connection, operations = self._database(write=False)
+        if not key_list:
+            return {}
+        rows = operations.get_many_versioned(connection, self._name, key_list, _now(connection))
+        found = {
+            key: (self._decode(key, data, integer, fmt), int(version))
+            for key, data, integer, fmt, version in rows
+        }
+        return {key: found[key] for key in key_list if key in found}
+
+    def cas(self, key: str, value: Any, version: int, timeout: Timeout = None) -> bool:
+        """Store ``value`` only if ``key``'s version is still ``version``; return whether it was.
+
+        Compare-and-set: the pair must exist, be live and have the version
+        read with :meth:`get_versioned`, else nothing is written and the
+        result is ``False``. The test and the write are one statement.
+        ``version=0`` means "only if ``key`` is missing", as :meth:`add`.
+        ``timeout`` is the pair's new timeout, as for :meth:`set` (``None``:
+        never expire).
+        """
+        _check_version(version)
+        connection, operations, row, timed = self._prepare_write(key, value, timeout)
+        if version == 0:
+            written = operations.add(connection, row)
+        else:
+            written = operations.cas(connection, row, version, keep_expiry=False)
+        if timed:
+            _cull_on_write(connection, operations, row.updated_at)
+        return written
+
+    def update(
+        self,
+        key: str,
+        function: Callable[[Any], Any],
+        default: Any = _MISSING,
+        timeout: Timeout = _KEEP,
+        retries: int = UPDATE_RETRIES,
+    ) -> Any:
+        """Replace the value of ``key`` with ``function(value)``, atomically; return the new value.
+
+        The value is read with its version and written back with :meth:`cas`;
+        if another writer changed the pair in between, it starts again with
+        the new value. So ``function`` may be called several times: it must
+        not have side effects, nor change its argument in place. An exception
+        it raises leaves the pair as it was.
+
+        A missing key is updated from ``default`` (none given: raise
+        :class:`~django_keyval.exceptions.KeyNotFoundError`). The pair keeps
+        its expiry unless a ``timeout`` is given (``None``: never expire).
+        After ``retries`` lost races in a row, raise
+        :class:`~django_keyval.exceptions.UpdateConflictError`.
+        """
+        validate_key(key)
+        if not callable(function):
+            raise ArgumentTypeError(
+                f"update() needs a callable function, not {type(function).__name__}"
+            )
+        if type(retries) is not int:
+            raise ArgumentTypeError(f"retries must be an int, not {type(retries).__name__}")
+        if retries < 0:
+            raise InvalidArgumentError(f"retries must be >= 0, not {retries}")
+        if timeout is not _KEEP:
+            expiry_from_timeout(timeout, timezone.now())  # refuse a bad timeout before reading
+        # Read where the write goes: a lagging replica would only lose races.
+        connection, operations = self._database(write=True)
+        adapt = connection.ops.adapt_datetimefield_value
+        for attempt in range(retries + 1):
+            if attempt:
+                # Random pauses that grow let the writers that collided spread out.
+                time.sleep(random.uniform(0, min(UPDATE_MAX_PAUSE, 0.001 * 2**attempt)))
+            stored = operations.get_versioned(connection, self._key_params(connection, key))
+            if stored is None:
+                if default is _MISSING:
+                    raise self._missing(key)
+                current, version = default, 0
+            else:
+                data, integer, serializer_name, version = stored
+                current = self._decode(key, data, integer, serializer_name)
+            new_value = function(current)
+            now = timezone.now()
+            keep = timeout is _KEEP
+            expires = None if keep else expiry_from_timeout(timeout, now)
+            row = self._row(key, new_value, adapt(expires), adapt(now))
+            if version == 0:
+                written = operations.add(connection, row)
+            else:
+                written = operations.cas(connection, row, version, keep_expiry=keep)
+            if written:
+                if expires is not None:
+                    _cull_on_write(connection, operations, row.updated_at)
+                return new_value
+        raise UpdateConflictError(
+            f"update() of key {key!r} in store {self._name!r} lost the race to other writers "
+            f"{retries + 1} times in a row; nothing was written"
+        )
+
+    def lock(
+        self,
+        name: str,
+        timeout: float | datetime.timedelta,
+        blocking: bool = True,
+        blocking_timeout: float | datetime.timedelta | None = None,
+    ) -> Lock:
+        """Return a :class:`~django_keyval.locks.Lock` on ``name``, with a lease of ``timeout``.
+
+        The lock is not taken yet: use the result in a ``with`` statement, or
+        call its ``acquire()``. ``timeout`` (seconds above 0, or a
+        ``timedelta``) is how long a holder keeps the lock if it never
+        releases it, because it died for instance. ``blocking`` and
+        ``blocking_timeout`` (``None``: wait without end) are the defaults of
+        ``acquire()``. The lock lives in this store as the pair ``name``.
+        """
+        validate_key(name)
+        self._check_connected()
+
+        def database() -> tuple[BaseDatabaseWrapper, BaseOperations]:
+            return self._database(write=True)
+
+        return Lock(database, self._name, name, timeout, blocking, blocking_timeout)
+
+    def _key_params(self, connection: BaseDatabaseWrapper, key: str) -> dict[str, Any]:
+        return {"store": self._name, "key": key, "now": _now(connection)}
+
     # -- dict-style access ---------------------------------------------------------
 
     def __getitem__(self, key: str) -> Any:
@@ -731,6 +886,14 @@ def stored_rows(store: KeyVal, page_size: int | None = None) -> Iterator[ValueRo
             yield row
         else:
             yield row._replace(expires_at=operations.expiry_datetime(row.expires_at))
+
+
+def _check_version(version: Any) -> None:
+    """Refuse a version that is not an ``int`` in ``0 .. 2**63 - 1``."""
+    if type(version) is not int:
+        raise ArgumentTypeError(f"a version must be an int, not {type(version).__name__}")
+    if not 0 <= version <= INT64_MAX:
+        raise InvalidArgumentError(f"a version must be between 0 and 2**63 - 1, not {version}")
 
 
 def _alias_of(self_or_cls: Any, using: str | None) -> str | None:

@@ -413,3 +413,78 @@ def cache_incr(index: int, store_name: str, key: str, times: int) -> list[int]:
 def cache_add(index: int, store_name: str, key: str) -> bool:
     """``KeyValCache.add`` one key with this child's index; return whether it was stored."""
     return bool(_keyval_cache(store_name).add(key, index))
+
+
+# -- coordination: update() and locks ------------------------------------------------------
+
+
+def append_with_update(index: int, store_name: str, key: str, times: int) -> int:
+    """Append ``"<index>-<n>"`` to the list under ``key`` with ``update()``, ``times`` times.
+
+    Return how often the function was called in all (lost races call it again).
+    """
+    kv = _store(store_name)
+    calls = 0
+    for number in range(times):
+        item = f"{index}-{number}"
+
+        def append(items: list[str], item: str = item) -> list[str]:
+            nonlocal calls
+            calls += 1
+            return [*items, item]
+
+        kv.update(key, append, default=[])
+    return calls
+
+
+def increment_file_under_lock(
+    index: int, store_name: str, lock_name: str, path: str, times: int
+) -> list[int]:
+    """``times`` times: take the lock, add one to the number in the file ``path``; return tokens.
+
+    The file is read, the process sleeps briefly, then the file is written:
+    without mutual exclusion, increments are lost.
+    """
+    kv = _store(store_name)
+    tokens = []
+    for _ in range(times):
+        with kv.lock(lock_name, timeout=30) as lock:
+            with open(path) as file:
+                number = int(file.read())
+            time.sleep(0.001)
+            with open(path, "w") as file:
+                file.write(str(number + 1))
+            tokens.append(lock.token)
+    return tokens
+
+
+def hold_lock_until_killed(
+    index: int, events: Any, store_name: str, lock_name: str, lease: float
+) -> None:
+    """Take the lock with a lease of ``lease`` seconds, report its token, and hang.
+
+    Puts ``("acquired", token)`` on ``events``; the parent then kills this process.
+    """
+    kv = _store(store_name)
+    lock = kv.lock(lock_name, timeout=lease)
+    lock.acquire()
+    events.put(("acquired", lock.token))
+    time.sleep(600)
+
+
+def take_lock_after_lease(
+    index: int, events: Any, store_name: str, lock_name: str, hold: float
+) -> None:
+    """Wait for the lock (its current lease to end), hold it ``hold`` seconds, release it.
+
+    Puts ``("acquired", token)`` once it holds the lock, then ``("released", owned)``
+    with whether it still held it just before releasing.
+    """
+    kv = _store(store_name)
+    lock = kv.lock(lock_name, timeout=30)
+    lock.acquire(blocking_timeout=30)
+    events.put(("acquired", lock.token))
+    time.sleep(hold)
+    owned = lock.owned()
+    lock.release()
+    events.put(("released", owned))

@@ -8,14 +8,14 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, TypeVar, cast
 
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field
 from django.utils import timezone
 
 from ..encoding import INT64_MAX, INT64_MIN
 from ..exceptions import CounterOverflowError
-from ..serializers import INTEGER_FORMAT
+from ..serializers import INTEGER_FORMAT, STR_FORMAT
 
 _T = TypeVar("_T")
 
@@ -156,9 +156,10 @@ class BaseOperations:
         self.sql_pop = (
             f"DELETE FROM {table} WHERE {where_key} RETURNING {value}, {integer}, {fmt}, {expires}"
         )
+        # A new expiry is a change of the pair: its version goes up.
         self.sql_touch = (
-            f"UPDATE {table} SET {expires} = %(expires_at)s, {self.updated} = %(now)s "
-            f"WHERE {named_key} AND {named_live}"
+            f"UPDATE {table} SET {expires} = %(expires_at)s, {self.updated} = %(now)s, "
+            f"{self.version} = {self.version} + 1 WHERE {named_key} AND {named_live}"
         )
         self.sql_count = f"SELECT COUNT(*) FROM {table} WHERE {store} = %s AND {live}"
         self.sql_stores = f"SELECT DISTINCT {store} FROM {table} WHERE {live} ORDER BY {store}"
@@ -166,6 +167,7 @@ class BaseOperations:
         self.sql_flush_all = f"DELETE FROM {table}"
         self.build_vendor_statements()
         self.build_bounded_store_statements()
+        self.build_coordination_statements()
         features = connection.features
         # Rows per multi-row statement: as many as the parameter limit allows.
         self.max_params = getattr(features, "max_query_params", None) or 10000
@@ -646,3 +648,188 @@ class BaseOperations:
                 )
                 deleted += cursor.rowcount
         return deleted
+
+    # -- versions, compare-and-set and locks -------------------------------------
+    #
+    # These statements name their parameters: ``store``, ``key``, the written
+    # row's ``value``, ``integer``, ``serializer``, ``expires_at`` and
+    # ``updated_at``, and ``now`` (the adapted current time, to tell expired
+    # rows). Lock rows are described in :mod:`django_keyval.locks`.
+
+    def build_coordination_statements(self) -> None:
+        """Build the versioned reads, ``cas`` and the lock statements."""
+        t, version, fmt = self.table, self.version, self.format
+        named_key = f"{self.store} = %(store)s AND {self.key} = %(key)s"
+        live = f"({self.expires} IS NULL OR {self.expires} > %(now)s)"
+        self.sql_get_versioned = (
+            f"SELECT {self.value}, {self.integer}, {fmt}, {version} FROM {t} "
+            f"WHERE {named_key} AND {live}"
+        )
+        # No read first: the version test and the write are one statement,
+        # so a writer that got in between makes the WHERE clause fail.
+        write = (
+            f"{self.value} = %(value)s, {self.integer} = %(integer)s, {fmt} = %(serializer)s, "
+            f"{self.updated} = %(updated_at)s, {version} = {version} + 1"
+        )
+        where_version = f"WHERE {named_key} AND {version} = %(version)s AND {live}"
+        self.sql_cas = f"UPDATE {t} SET {write}, {self.expires} = %(expires_at)s {where_version}"
+        self.sql_cas_keep_expiry = f"UPDATE {t} SET {write} {where_version}"
+        self.lock_format = f"'{STR_FORMAT}'"
+        # A lock is held while its row is a lock row (a str whose integer
+        # column holds the end of the lease) whose lease has not ended.
+        held = f"{fmt} = {self.lock_format} AND {self.integer} > %(now_us)s AND {live}"
+        self.sql_lock_holder = f"SELECT {self.value} FROM {t} WHERE {named_key} AND {held}"
+        owned = f"WHERE {named_key} AND {self.value} = %(owner)s AND {held}"
+        self.sql_release_lock = (
+            f"UPDATE {t} SET {self.value} = %(free)s, {self.integer} = 0, "
+            f"{self.updated} = %(now)s, {version} = {version} + 1 {owned}"
+        )
+        # The lease is lock state, not the pair's value or expiry: the version
+        # stays, so while the lock is held it is the holder's token.
+        self.sql_extend_lock = (
+            f"UPDATE {t} SET {self.integer} = %(lease_end)s, {self.updated} = %(now)s {owned}"
+        )
+        # The steps of acquire_lock_in_steps.
+        self.sql_take_lock = (
+            f"UPDATE {t} SET {self.value} = %(owner)s, {self.integer} = %(lease_end)s, "
+            f"{fmt} = {self.lock_format}, {self.expires} = NULL, {self.updated} = %(now)s, "
+            f"{version} = {version} + 1 WHERE {named_key} AND {self.lock_free()}"
+        )
+        self.sql_lock_version = f"SELECT {version} FROM {t} WHERE {named_key}"
+        self.sql_insert_lock = (
+            f"INSERT INTO {t} ({self.lock_columns()}) VALUES {self.lock_row_marks()}"
+        )
+        self.build_lock_acquire_statement()
+
+    def build_lock_acquire_statement(self) -> None:
+        """Build :attr:`sql_acquire_lock` (here with ``INSERT ... ON CONFLICT``)."""
+        t, version = self.table, self.version
+        self.sql_acquire_lock = (
+            f"INSERT INTO {t} ({self.lock_columns()}) VALUES {self.lock_row_marks()} "
+            f"ON CONFLICT ({self.store}, {self.key}) DO UPDATE SET "
+            f"{self.value} = excluded.{self.value}, {self.integer} = excluded.{self.integer}, "
+            f"{self.format} = excluded.{self.format}, {self.expires} = NULL, "
+            f"{self.updated} = excluded.{self.updated}, {version} = {t}.{version} + 1 "
+            f"WHERE {self.lock_free(t + '.')} RETURNING {version}"
+        )
+
+    def lock_columns(self) -> str:
+        """The columns of :meth:`lock_row_marks`."""
+        return ", ".join(
+            [self.store, self.key, self.value, self.integer, self.format, self.expires]
+            + [self.updated, self.version]
+        )
+
+    def lock_row_marks(self) -> str:
+        """The ``VALUES`` row of a newly acquired lock: version 1, no expiry."""
+        return (
+            f"(%(store)s, %(key)s, %(owner)s, %(lease_end)s, {self.lock_format}, NULL, %(now)s, 1)"
+        )
+
+    def lock_free(self, prefix: str = "") -> str:
+        """The condition under which an existing row may be taken as a lock.
+
+        A lock row whose lease has ended, or any expired row. A live pair that
+        is not a lock row is never taken over. ``prefix`` qualifies the columns.
+        """
+        fmt, integer, expires = (prefix + c for c in (self.format, self.integer, self.expires))
+        return (
+            f"(({fmt} = {self.lock_format} AND {integer} <= %(now_us)s) "
+            f"OR ({expires} IS NOT NULL AND {expires} <= %(now)s))"
+        )
+
+    def get_versioned(self, connection: BaseDatabaseWrapper, params: dict[str, Any]) -> Any:
+        """Return ``(value, integer, serializer, version)`` of a live pair, or ``None``."""
+        with connection.cursor() as cursor:
+            self.execute(cursor, self.sql_get_versioned, params)
+            return cursor.fetchone()
+
+    def get_many_versioned(
+        self, connection: BaseDatabaseWrapper, store: str, keys: Sequence[str], now: Any
+    ) -> list[tuple[Any, ...]]:
+        """Return ``(key, value, integer, serializer, version)`` of each live pair among ``keys``.
+
+        (One statement per 1000 keys.)
+        """
+        rows: list[tuple[Any, ...]] = []
+        with connection.cursor() as cursor:
+            for batch in self.batches(keys, 1):
+                marks = ", ".join(["%s"] * len(batch))
+                self.execute(
+                    cursor,
+                    f"SELECT {self.key}, {self.value}, {self.integer}, {self.format}, "
+                    f"{self.version} FROM {self.table} WHERE {self.store} = %s "
+                    f"AND {self.key} IN ({marks}) AND {self.live}",
+                    (store, *batch, now),
+                )
+                rows.extend(cursor.fetchall())
+        return rows
+
+    def cas(
+        self, connection: BaseDatabaseWrapper, row: StoredRow, version: int, keep_expiry: bool
+    ) -> bool:
+        """Overwrite a live pair with ``row`` if it is at ``version``; return whether it was.
+
+        With ``keep_expiry`` the pair keeps its expiry, else it gets ``row.expires_at``.
+        """
+        params = row_params(row, now=row.updated_at, version=version)
+        sql = self.sql_cas_keep_expiry if keep_expiry else self.sql_cas
+        with connection.cursor() as cursor:
+            self.execute(cursor, sql, params)
+            return bool(cursor.rowcount == 1)
+
+    def acquire_lock(self, connection: BaseDatabaseWrapper, params: dict[str, Any]) -> int | None:
+        """Take the lock row for ``params["owner"]`` if it is free; return its new version.
+
+        ``None`` when another owner holds the lease (nothing is changed then).
+        """
+        with connection.cursor() as cursor:
+            self.execute(cursor, self.sql_acquire_lock, params)
+            row = cursor.fetchone()
+        return None if row is None else int(row[0])
+
+    def acquire_lock_in_steps(
+        self, connection: BaseDatabaseWrapper, params: dict[str, Any]
+    ) -> int | None:
+        """:meth:`acquire_lock` without an upsert or ``RETURNING``, for any database.
+
+        In one transaction: take the row with an ``UPDATE`` if it is free,
+        then read the version this transaction wrote (the row stays locked
+        until the commit, so no other acquisition can come between); with
+        no row to take, ``INSERT`` one at version 1, and if a concurrent
+        acquirer inserted it first, give up.
+        """
+
+        def attempt() -> int | None:
+            with connection.cursor() as cursor:
+                self.execute(cursor, self.sql_take_lock, params)
+                if cursor.rowcount == 1:
+                    self.execute(cursor, self.sql_lock_version, params)
+                    return int(cursor.fetchone()[0])
+                try:
+                    with transaction.atomic(using=connection.alias):
+                        self.execute(cursor, self.sql_insert_lock, params)
+                except IntegrityError:
+                    return None  # another acquirer's row, or a held lock
+                return 1
+
+        return self.in_transaction(connection, attempt)
+
+    def release_lock(self, connection: BaseDatabaseWrapper, params: dict[str, Any]) -> bool:
+        """Free the lock row if ``params["owner"]`` holds its lease; return whether it did."""
+        with connection.cursor() as cursor:
+            self.execute(cursor, self.sql_release_lock, params)
+            return bool(cursor.rowcount == 1)
+
+    def extend_lock(self, connection: BaseDatabaseWrapper, params: dict[str, Any]) -> bool:
+        """Move the end of the lease to ``params["lease_end"]`` if ``owner`` holds it."""
+        with connection.cursor() as cursor:
+            self.execute(cursor, self.sql_extend_lock, params)
+            return bool(cursor.rowcount == 1)
+
+    def lock_holder(self, connection: BaseDatabaseWrapper, params: dict[str, Any]) -> Any:
+        """Return the owner (bytes) holding the lock's lease, or ``None`` if it is free."""
+        with connection.cursor() as cursor:
+            self.execute(cursor, self.sql_lock_holder, params)
+            row = cursor.fetchone()
+        return None if row is None else bytes(row[0])

@@ -58,15 +58,22 @@ class MariaDBOperations(BaseOperations):
             f" ON DUPLICATE KEY UPDATE {version} = IF({expired}, 1, {version} + 1), {replace}"
         )
         self.sql_set = f"{insert}{set_clause} RETURNING {version}"
-        # A live row is left as it was but for its version, which goes up so
-        # that RETURNING can only say 1 for a row this statement stored.
+        # A live row is left exactly as it was, version included (a version
+        # changes only with the value or the expiry). RETURNING then tells
+        # by updated_at: a stored row has this statement's time, and a row
+        # left alone is made to differ from it, should it have been written
+        # in the same microsecond, by moving its updated_at back by one.
         keep_unless_expired = ", ".join(
             f"{column} = IF({expired}, VALUES({column}), {column})"
-            for column in (self.value, self.integer, self.format, self.updated, expires)
+            for column in (self.value, self.integer, self.format)
         )
+        updated = self.updated
         self.sql_add = (
-            f"{insert} ON DUPLICATE KEY UPDATE {version} = IF({expired}, 1, {version} + 1), "
-            f"{keep_unless_expired} RETURNING {version}"
+            f"{insert} ON DUPLICATE KEY UPDATE {version} = IF({expired}, 1, {version}), "
+            f"{keep_unless_expired}, {updated} = IF({expired}, VALUES({updated}), "
+            f"IF({updated} = VALUES({updated}), {updated} - INTERVAL 1 MICROSECOND, {updated})), "
+            f"{expires} = IF({expired}, VALUES({expires}), {expires}) "
+            f"RETURNING {updated} = %(updated_at)s"
         )
         self.sql_set_base64 = self.sql_set.replace(NAMED_ROW_MARKS, NAMED_BASE64_ROW_MARKS, 1)
         self.sql_add_base64 = self.sql_add.replace(NAMED_ROW_MARKS, NAMED_BASE64_ROW_MARKS, 1)
@@ -173,3 +180,65 @@ class MariaDBOperations(BaseOperations):
                 raise
             integer, serializer = cursor.fetchone()
         return int(integer) if serializer == INTEGER_FORMAT else None
+
+    # -- versions, compare-and-set and locks -------------------------------------
+
+    def build_lock_acquire_statement(self) -> None:
+        """Build :attr:`sql_acquire_lock` with ``ON DUPLICATE KEY UPDATE``, without ``RETURNING``.
+
+        The owner is a fresh random token, so once ``value`` is assigned (it
+        comes first), ``value = %(owner)s`` says whether the lock was taken:
+        the later assignments test it too, because with left-to-right
+        assignment the free-lock condition could change under them. With
+        ``SIMULTANEOUS_ASSIGNMENT`` they see the old value, and the condition
+        alone decides, as it should.
+
+        The new version goes back through ``LAST_INSERT_ID(expr)``, which
+        hands ``expr`` to the client (``cursor.lastrowid``). The affected-row
+        count tells the three outcomes apart (Django connects with
+        ``CLIENT.FOUND_ROWS``): 2 for a row taken over (the token is the new
+        version), 1 for a row inserted (token 1) or left alone; the update
+        sets ``LAST_INSERT_ID`` to 0 when it leaves the row, and an insert
+        gives the new row's id, never 0.
+        """
+        t, version, value = self.table, self.version, self.value
+        # (Not VALUES(value): once a column is assigned, VALUES() of it
+        # returns the assigned value, so the owner is passed again.)
+        taken = f"({self.lock_free()} OR {value} = %(owner)s)"
+        assignments = [
+            f"{value} = IF({self.lock_free()}, VALUES({value}), {value})",
+            f"{version} = IF({taken}, LAST_INSERT_ID({version} + 1), "
+            f"{version} + LAST_INSERT_ID(0))",
+        ]
+        for column in (self.updated, self.format, self.integer, self.expires):
+            assignments.append(f"{column} = IF({taken}, VALUES({column}), {column})")
+        self.sql_acquire_lock = (
+            f"INSERT INTO {t} ({self.lock_columns()}) VALUES {self.lock_row_marks()} "
+            f"ON DUPLICATE KEY UPDATE {', '.join(assignments)}"
+        )
+        # A large value goes base64-encoded, as in the upserts.
+        self.sql_cas_base64 = self.sql_cas.replace("%(value)s", "FROM_BASE64(%(value)s)", 1)
+        self.sql_cas_keep_expiry_base64 = self.sql_cas_keep_expiry.replace(
+            "%(value)s", "FROM_BASE64(%(value)s)", 1
+        )
+
+    def acquire_lock(self, connection: BaseDatabaseWrapper, params: dict[str, Any]) -> int | None:
+        """Take the lock row if it is free; return its new version, or ``None``."""
+        with connection.cursor() as cursor:
+            self.execute(cursor, self.sql_acquire_lock, params)
+            if cursor.rowcount == 2:
+                return int(cursor.lastrowid)
+            return 1 if cursor.lastrowid else None
+
+    def cas(
+        self, connection: BaseDatabaseWrapper, row: StoredRow, version: int, keep_expiry: bool
+    ) -> bool:
+        """Send a value over :data:`BASE64_ABOVE` bytes base64-encoded."""
+        if row.value is None or len(row.value) <= BASE64_ABOVE:
+            return super().cas(connection, row, version, keep_expiry)
+        sql = self.sql_cas_keep_expiry_base64 if keep_expiry else self.sql_cas_base64
+        params = row_params(row, now=row.updated_at, version=version)
+        params["value"] = base64.b64encode(row.value).decode("ascii")
+        with connection.cursor() as cursor:
+            self.execute(cursor, sql, params)
+            return bool(cursor.rowcount == 1)
