@@ -40,6 +40,7 @@ __all__ = [
     "BYTES_FORMAT",
     "INTEGER_FORMAT",
     "JSON_FORMAT",
+    "JSON_MAX_DEPTH",
     "NATIVE_FORMATS",
     "PICKLE_FORMAT",
     "SERIALIZER_FORMATS",
@@ -242,11 +243,21 @@ class PickleSerializer:
         return _signature(place, payload, settings.SECRET_KEY) + payload
 
 
-def _json_problem(value: Any) -> tuple[str, type[Exception], str] | None:
+#: Lists and dicts may be nested this deep in a JSON value, and no deeper.
+#: Python's JSON parser recurses once per level, within the interpreter's
+#: recursion limit (1000 by default), and a value is read back wherever the
+#: code that reads it stands on the stack (a view, a template, a signal), so
+#: a value written near the limit might never be read back.
+JSON_MAX_DEPTH = 500
+# The path to a problem is cut to this many characters in messages.
+_LONGEST_PATH = 200
+
+
+def _json_problem(value: Any, depth: int = 0) -> tuple[str, type[Exception], str] | None:
     """Return ``(path below value, exception class, what is wrong)``, or ``None`` if exact.
 
-    Only a value that fails builds a path, so checking a valid value costs
-    no string formatting.
+    ``depth`` is how many lists and dicts hold ``value``. Only a value that
+    fails builds a path, so checking a valid value costs no string formatting.
     """
     # Exact types: a subclass (an IntEnum, a SafeString) would come back as
     # its plain base type, a tuple as a list, an int dict key as a str.
@@ -270,9 +281,16 @@ def _json_problem(value: Any) -> tuple[str, type[Exception], str] | None:
         if math.isfinite(value):
             return None
         return "", ValueError, f"is {value!r}, which JSON cannot represent"
+    if (value_type is list or value_type is dict) and depth >= JSON_MAX_DEPTH:
+        return (
+            "",
+            RecursionError,
+            f"is nested more than {JSON_MAX_DEPTH} lists and dicts deep, which JSON "
+            "cannot be relied on to read back",
+        )
     if value_type is list:
         for index, item in enumerate(value):
-            problem = _json_problem(item)
+            problem = _json_problem(item, depth + 1)
             if problem is not None:
                 return f"[{index}]{problem[0]}", problem[1], problem[2]
         return None
@@ -284,7 +302,7 @@ def _json_problem(value: Any) -> tuple[str, type[Exception], str] | None:
                     TypeError,
                     f"has a key of type {type(key).__name__}; JSON object keys must be str",
                 )
-            problem = _json_problem(item)
+            problem = _json_problem(item, depth + 1)
             if problem is not None:
                 return f"[{key!r}]{problem[0]}", problem[1], problem[2]
         return None
@@ -298,14 +316,16 @@ def check_json_value(value: Any) -> None:
     and dicts (with ``str`` keys) of those, of exactly these types: JSON
     would quietly turn a tuple into a list, an ``int`` dict key into a
     ``str`` and an ``IntEnum`` into an ``int``. Raises ``TypeError`` (a type
-    JSON lacks) or ``ValueError`` (NaN, an infinity, an ``int`` of more
-    digits than ``sys.get_int_max_str_digits()``) naming where in
-    ``value`` the problem is, for example ``value[2]['a']``; a value nested
-    too deeply to walk raises ``RecursionError``.
+    JSON lacks), ``ValueError`` (NaN, an infinity, an ``int`` of more
+    digits than ``sys.get_int_max_str_digits()``) or ``RecursionError``
+    (lists and dicts nested more than :data:`JSON_MAX_DEPTH` deep) naming
+    where in ``value`` the problem is, for example ``value[2]['a']``.
     """
     problem = _json_problem(value)
     if problem is not None:
         path, error_class, message = problem
+        if len(path) > _LONGEST_PATH:
+            path = path[:_LONGEST_PATH] + "…"
         raise error_class(f"value{path} {message}")
 
 
@@ -318,15 +338,23 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if math.isinf(number):  # a literal too large for a float, such as 1e400
+        raise ValueError(f"{text} is too large a number (it would be infinity)")
+    return number
+
+
 def parse_json(text: str | bytes) -> Any:
-    """Parse strict JSON: ``NaN`` and ``Infinity``, which JSON proper lacks, are refused.
+    """Parse strict JSON: ``NaN`` and ``Infinity``, which JSON proper lacks, are refused,
+    and so are numbers too large for a float (``1e400``), which would be infinity.
 
     Raises ``ValueError`` naming the problem (a ``json.JSONDecodeError``,
     with its line and column, for text that is not JSON), also for text
     nested too deeply to parse, where ``json.loads`` raises ``RecursionError``.
     """
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except RecursionError:
         raise ValueError("it is nested too deeply") from None
 

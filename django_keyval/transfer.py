@@ -104,6 +104,7 @@ def _format_expiry(expires_at: datetime.datetime | None) -> str | None:
 
 
 def _parse_expiry(text: Any) -> datetime.datetime | None:
+    """Return the expiry time of a line: in UTC, or naive in ``TIME_ZONE`` without ``USE_TZ``."""
     if text is None:
         return None
     if not isinstance(text, str):
@@ -117,6 +118,14 @@ def _parse_expiry(text: Any) -> datetime.datetime | None:
         raise ValueError(f'"expires_at" is not an ISO 8601 time: {text!r}') from None
     if expires_at.tzinfo is None:
         raise ValueError(f'"expires_at" must include a UTC offset: {text!r}')
+    try:
+        # In UTC, as the databases keep it: 9999-12-31T23:59:59-05:00 is in
+        # the year 10000, which no datetime can hold.
+        expires_at = expires_at.astimezone(datetime.timezone.utc)
+        if not settings.USE_TZ:
+            expires_at = timezone.make_naive(expires_at)  # in TIME_ZONE, as now is
+    except OverflowError:
+        raise ValueError(f'"expires_at" is outside the range of times: {text!r}') from None
     return expires_at
 
 
@@ -368,8 +377,6 @@ def import_lines(
                 store, key, data, integer, serializer_name, expires_at = reader.parse(text)
             except (ValueError, TypeError) as error:
                 raise TransferError(f"line {number}: {error}; nothing was imported") from None
-            if expires_at is not None and not settings.USE_TZ:
-                expires_at = timezone.make_naive(expires_at)  # in TIME_ZONE, as now is
             if expires_at is not None and expires_at <= now:
                 expired += 1
                 continue

@@ -1034,6 +1034,24 @@ class AddFormTests(AdminTestCase):
         self.assertContains(response, "Enter valid JSON")
         self.assertFalse(KeyValPair.objects.exists())
 
+    def test_a_number_too_large_for_a_float_is_a_form_error(self) -> None:
+        for value_type, field, text, message in [
+            ("json", "value_json", "1e400", "Enter valid JSON: 1e400 is too large a number"),
+            ("json", "value_json", "[1, -1e400]", "Enter valid JSON: -1e400 is too large a number"),
+            ("float", "value_float", "1e400", "Enter a number."),
+        ]:
+            with self.subTest(text, value_type=value_type):
+                response = self.post_add(store="s", key="k", value_type=value_type, **{field: text})
+                self.assertContains(response, message)
+        self.assertFalse(KeyValPair.objects.exists())
+
+    def test_json_nested_too_deeply_to_read_back_is_a_form_error(self) -> None:
+        deep = "[" * 600 + "]" * 600
+        KeyVal("j", serializer="json").set("first", [1])
+        response = self.post_add(store="j", key="k", value_type="json", value_json=deep)
+        self.assertContains(response, "is nested more than 500 lists and dicts deep")
+        self.assertFalse(KeyVal("j").exists("k"))
+
     def test_an_integer_with_too_many_digits(self) -> None:
         response = self.post_add(store="s", key="k", value_type="json", value_json="9" * 5000)
         self.assertContains(response, "Enter valid JSON: Exceeds the limit")

@@ -440,6 +440,18 @@ class ValueTests(TestCase):
         run("-c", "set", "-n", "s", "-k", "k", "-V", '"NaN"', "--json")
         self.assertEqual(KeyVal("s").get("k"), "NaN")
 
+    def test_set_json_refuses_numbers_too_large_for_a_float(self) -> None:
+        for text in ("1e400", "[1, -1e400]", '{"a": 2e308}'):
+            with (
+                self.subTest(text),
+                self.assertRaisesMessage(CommandError, "-V is not valid JSON: ") as raised,
+            ):
+                run("-c", "set", "-n", "s", "-k", "k", "-V", text, "--json")
+            self.assertIn("is too large a number (it would be infinity)", str(raised.exception))
+        self.assertFalse(KeyVal("s").exists("k"))
+        run("-c", "set", "-n", "s", "-k", "k", "-V", "1e308", "--json")
+        self.assertEqual(KeyVal("s").get("k"), 1e308)
+
     def test_values_too_deep_to_print_are_an_error(self) -> None:
         cycle: list[Any] = []
         cycle.append(cycle)

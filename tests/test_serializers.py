@@ -6,6 +6,7 @@ import json
 import os
 import pickle
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 from django.test import TestCase, override_settings
@@ -17,6 +18,7 @@ from django_keyval.serializers import (
     JSONSerializer,
     PickleSerializer,
     get_serializer,
+    parse_json,
     serializer_by_name,
     signed_place,
 )
@@ -215,6 +217,37 @@ class JSONSerializerTests(TestCase):
                 self.assertIsInstance(raised.exception, exceptions.SerializationError)
                 self.assertIn("json", str(raised.exception))
         self.assertEqual(kv.get("k"), ["kept"])
+
+    def test_json_nested_too_deeply_to_read_back_is_refused(self) -> None:
+        # Python's JSON parser recurses once per level: a value written near
+        # the recursion limit could not be read back by code deeper in the stack.
+        kv = KeyVal("tests.json", serializer="json")
+        deepest: Any = []
+        for _ in range(499):
+            deepest = [deepest]  # 500 lists, one in another
+        kv.set("deepest", deepest)
+        too_deep = [deepest]
+        for value in (too_deep, {"a": deepest}):
+            with (
+                self.subTest(type(value).__name__),
+                self.assertNumQueries(0),
+                self.assertRaisesMessage(
+                    exceptions.SerializationError, "is nested more than 500 lists and dicts deep"
+                ),
+            ):
+                kv.set("k", value)
+        self.assertFalse(kv.exists("k"))
+
+        def from_deep_in_the_stack(read: Callable[[], Any], depth: int = 300) -> Any:
+            return from_deep_in_the_stack(read, depth - 1) if depth else read()
+
+        self.assertEqual(from_deep_in_the_stack(lambda: kv.get("deepest")), deepest)
+
+    def test_parse_json_refuses_numbers_too_large_for_a_float(self) -> None:
+        for text in ("1e400", "[-1e400]", '{"a": 1.5e309}'):
+            with self.subTest(text), self.assertRaisesMessage(ValueError, "too large a number"):
+                parse_json(text)
+        self.assertEqual(parse_json("[1e308, 1e-400]"), [1e308, 0.0])
 
     @override_settings(KEYVAL_SERIALIZER="json")
     def test_setting_chooses_the_serializer(self) -> None:

@@ -368,6 +368,35 @@ class ImportTests(TestCase):
                 self.assertEqual(KeyVal("s").get("existing"), "unchanged")
                 self.assertEqual(KeyValPair.objects.count(), 1)
 
+    def test_import_of_values_and_times_out_of_range(self) -> None:
+        KeyVal("s").set("existing", "unchanged")
+        good = '{"store": "s", "key": "existing", "value": "changed", "expires_at": null}'
+        for bad, message in [
+            (
+                '{"store": "s", "key": "k", "value": 1e400, "expires_at": null}',
+                "line 2: not valid JSON: 1e400 is too large a number (it would be infinity)",
+            ),
+            (
+                '{"store": "s", "key": "k", "value": {"a": [-1E999]}, "expires_at": null}',
+                "line 2: not valid JSON: -1E999 is too large a number",
+            ),
+            (
+                '{"store": "s", "key": "k", "value": 1, "expires_at": "9999-12-31T23:59:59-05:00"}',
+                "line 2: \"expires_at\" is outside the range of times: '9999-12-31T23:59:59-05:00'",
+            ),
+            (
+                '{"store": "s", "key": "k", "value": 1, "expires_at": "0001-01-01T00:00:00+05:00"}',
+                'line 2: "expires_at" is outside the range of times',
+            ),
+        ]:
+            with self.subTest(bad=bad), self.assertRaisesMessage(TransferError, message):
+                import_text(f"{good}\n{bad}\n{good}\n")
+            self.assertEqual(KeyVal("s").get("existing"), "unchanged")
+            self.assertEqual(KeyValPair.objects.count(), 1)
+        # The last time there is, in UTC, is fine.
+        import_text('{"store": "s", "key": "k", "value": 1, "expires_at": "9999-12-31T23:59:59Z"}')
+        self.assertEqual(KeyVal("s").expires_at("k").year, 9999)
+
     def test_import_of_lines_that_are_not_utf8(self) -> None:
         lines = [
             b'{"store": "s", "key": "a", "value": 1, "expires_at": null}\n',

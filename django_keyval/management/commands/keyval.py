@@ -22,7 +22,7 @@ from django.db import connections, router, transaction
 from ...exceptions import KeyValError
 from ...listing import listing_lines
 from ...models import KeyVal
-from ...serializers import is_exact_json, parse_json
+from ...serializers import check_json_value, parse_json
 from ...store import get_model_class
 from ...streams import CountedLines, ProgressBar, file_size, write_lines, write_lines_to_file
 from ...transfer import count_pairs, export_lines, import_lines
@@ -348,11 +348,13 @@ class Command(BaseCommand):
         """
         try:
             if as_json:
-                if not is_exact_json(value):
+                try:
+                    check_json_value(value)  # too deep: RecursionError, as handle() says
+                except (TypeError, ValueError):
                     raise CommandError(
                         f"the value is a {type(value).__name__}, which JSON cannot show; "
                         "leave out --json to see its repr()"
-                    )
+                    ) from None
                 return json.dumps(value, ensure_ascii=False)
             return value if isinstance(value, str) else repr(value)
         except ValueError as error:
