@@ -159,11 +159,6 @@ def prepare_database(database: Database) -> None:
             with connection._nodb_cursor() as cursor:
                 cursor.execute(f"CREATE DATABASE {connection.ops.quote_name(name)}")
             connection.ensure_connection()
-    from django_keyval.backends import unsupported_reason
-
-    reason = unsupported_reason(connection)
-    if reason:
-        raise BenchmarkError(reason)
     call_command("migrate", "django_keyval", database=database.alias, verbosity=0)
     call_command("createcachetable", database=database.alias, verbosity=0)
 

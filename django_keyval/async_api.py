@@ -62,15 +62,14 @@ class AsyncMethods:
         """Async :meth:`delete`."""
         return await sync_to_async(self.delete)(key, ignore_keyerror)
 
-    async def aflush(self: Any) -> int:
+    async def aflush(self: Any) -> None:
         """Async :meth:`flush`."""
-        return await sync_to_async(self.flush)()
+        await sync_to_async(self.flush)()
 
     @StoreOrClassMethod
-    async def aflush_all(self_or_cls: Any, using: str | None = None) -> int:  # noqa: N805
+    async def aflush_all(self_or_cls: Any, using: str | None = None) -> None:  # noqa: N805
         """Async :meth:`flush_all`."""
-        result = await sync_to_async(self_or_cls.flush_all)(using)
-        return result
+        await sync_to_async(self_or_cls.flush_all)(using)
 
     async def aadd(self: Any, key: str, value: Any, timeout: Timeout = None) -> bool:
         """Async :meth:`add`."""

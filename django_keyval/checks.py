@@ -1,10 +1,11 @@
 """System checks: the store's databases and settings.
 
-* ``keyval.E001``: a database that may hold the table uses an engine
-  django-keyval does not support (Oracle, MySQL without MariaDB, ...).
 * ``keyval.E002``: ``KEYVAL_SERIALIZER`` names no usable serializer.
+* ``keyval.E003``: ``KEYVAL_OPERATIONS`` names no usable operations class.
 * ``keyval.W001``: a MySQL/MariaDB database is not connected with
   ``charset: utf8mb4``, so keys with characters outside the BMP would fail.
+* ``keyval.W002``: a database that may hold the table is served by the
+  portable operations class, which costs more round trips per operation.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any
 from django.core.checks import Error, Tags, Warning, register
 from django.db import connections, router
 
-SUPPORTED_VENDORS = ("sqlite", "postgresql", "mysql")
+#: Vendors with an operations class of their own.
+VENDOR_CLASSES = ("sqlite", "postgresql", "mysql")
 
 
 def _aliases(databases: Any) -> list[str]:
@@ -30,33 +32,38 @@ def _aliases(databases: Any) -> list[str]:
 
 @register(Tags.database, Tags.compatibility)
 def check_databases(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[Any]:
-    """Refuse database engines the store cannot run on correctly."""
-    from .backends import unsupported_reason
+    """Check the operations class and the connection options of each database."""
+    from .backends import operations_class
+    from .backends.portable import PortableOperations
+    from .exceptions import InvalidOperationsError
 
     errors: list[Any] = []
-    for alias in connections.settings:
+    configured = _configured_operations()
+    for alias in _aliases(None):
         engine = connections.settings[alias]["ENGINE"]
         try:
             connection = connections[alias]
             vendor = connection.vendor
         except Exception:  # the backend could not even be imported
-            vendor = engine
-        if alias not in _aliases(None):
             continue
-        reason = None
-        if vendor not in SUPPORTED_VENDORS:
-            reason = f"the engine {engine!r} is not supported"
-        elif vendor == "mysql" and databases is not None and alias in databases:
-            # Telling MariaDB from MySQL needs a connection, so only checks that
-            # may use the database (migrate, check --database) look.
-            reason = unsupported_reason(connection)
-        if reason:
+        portable = False
+        if alias in configured:
+            try:
+                # Telling MariaDB from MySQL needs a connection: a named class does not.
+                portable = issubclass(operations_class(connection), PortableOperations)
+            except InvalidOperationsError as error:
+                errors.append(Error(str(error), id="keyval.E003"))
+        else:
+            portable = vendor not in VENDOR_CLASSES
+        if portable:
             errors.append(
-                Error(
-                    f"django-keyval cannot use database {alias!r}: {reason}.",
-                    hint="Use SQLite, PostgreSQL or MariaDB 10.5+, or route "
-                    "django_keyval.KeyValPair to such a database with a database router.",
-                    id="keyval.E001",
+                Warning(
+                    f"django-keyval uses its portable operations on database {alias!r} ({engine}).",
+                    hint="Each write there is an UPDATE then an INSERT, with a retry when a "
+                    "concurrent writer wins: up to 3 round trips where the vendor classes "
+                    "send 1, for the same guarantees. Silence this warning if that is what "
+                    "you want, or name another class in KEYVAL_OPERATIONS.",
+                    id="keyval.W002",
                 )
             )
         if vendor == "mysql":
@@ -71,6 +78,14 @@ def check_databases(app_configs: Any = None, databases: Any = None, **kwargs: An
                     )
                 )
     return errors
+
+
+def _configured_operations() -> dict[str, Any]:
+    from .conf import keyval_settings
+
+    configured = keyval_settings.OPERATIONS
+    # Not a dict: operations_class() says so for every alias.
+    return configured if isinstance(configured, dict) else dict.fromkeys(connections.settings)
 
 
 @register(Tags.compatibility)

@@ -16,6 +16,7 @@ DEFAULTS: dict[str, Any] = {
     "KEYVAL_MAX_VALUE_SIZE": DEFAULT_MAX_VALUE_SIZE,
     "KEYVAL_CULL_EVERY": 1000,
     "KEYVAL_CULL_BATCH_SIZE": 1000,
+    "KEYVAL_OPERATIONS": {},
 }
 
 
@@ -61,6 +62,11 @@ class KeyValSettings:
     def CULL_BATCH_SIZE(self) -> int:
         """``KEYVAL_CULL_BATCH_SIZE``: expired rows deleted by one cull statement."""
         return self._get("KEYVAL_CULL_BATCH_SIZE")  # type: ignore[no-any-return]
+
+    @property
+    def OPERATIONS(self) -> dict[str, str]:
+        """``KEYVAL_OPERATIONS``: database alias -> dotted path of the operations class to use."""
+        return self._get("KEYVAL_OPERATIONS")  # type: ignore[no-any-return]
 
 
 keyval_settings = KeyValSettings()

@@ -69,10 +69,6 @@ class TransferError(KeyValError, ValueError):
     """Raised when a pair cannot be exported or a line cannot be imported; names which."""
 
 
-class UnsupportedDatabaseError(KeyValError):
-    """Raised when a store is used on a database engine django-keyval does not support."""
-
-
 class PairChangedError(KeyValError, RuntimeError):
     """Raised when the admin would save over a pair that changed since its page was shown."""
 
@@ -91,3 +87,7 @@ class LockNotOwnedError(KeyValError, RuntimeError):
 
 class LockTimeoutError(KeyValError, TimeoutError):
     """Raised when ``with kv.lock(...)`` cannot acquire the lock within its ``blocking_timeout``."""
+
+
+class InvalidOperationsError(KeyValError, ValueError):
+    """Raised when ``KEYVAL_OPERATIONS`` names no usable operations class for a database."""

@@ -72,7 +72,7 @@ def listing_lines(kv: KeyVal, prefix: str, width: int) -> Iterator[str]:
     pickle whose signature does not match, a serializer that is gone) shows
     the reason instead; it is never unpickled.
     """
-    alias = kv.using or router.db_for_read(KeyValPair)
+    alias = kv.using or router.db_for_read(KeyValPair, store=kv.name)
     candidates = [get_serializer(keyval_settings.SERIALIZER)]
     keys = kv.keys(prefix)
     while batch := list(islice(keys, BATCH_SIZE)):

@@ -105,7 +105,6 @@ class KeyVal(AsyncMethods):
     >>> kv.get("greeting")
     {'text': 'hi'}
     >>> kv.flush()
-    1
     """
 
     def __init__(self, name: str, using: str | None = None, serializer: str | None = None) -> None:
@@ -175,7 +174,7 @@ class KeyVal(AsyncMethods):
 
     def _database(self, write: bool) -> tuple[BaseDatabaseWrapper, BaseOperations]:
         self._check_connected()
-        return _database(self._using, write)
+        return _database(self._using, write, store=self._name)
 
     def _serializer_spec_in_use(self) -> str:
         """The serializer this store writes with, as given: a built-in name or a dotted path."""
@@ -332,20 +331,26 @@ class KeyVal(AsyncMethods):
             raise self._missing(key)
         return deleted
 
-    def flush(self) -> int:
-        """Delete every pair of this store, and no other; return how many rows went."""
+    def flush(self) -> None:
+        """Delete every pair of this store (expired ones too), and no other.
+
+        Return ``None``, as 0.1.2 and ``dict.clear()`` do.
+        """
         connection, operations = self._database(write=True)
-        return operations.flush(connection, self._name)
+        operations.flush(connection, self._name)
 
     @StoreOrClassMethod
-    def flush_all(self_or_cls: Any, using: str | None = None) -> int:  # noqa: N805
-        """Delete every pair of every store; return how many rows went.
+    def flush_all(self_or_cls: Any, using: str | None = None) -> None:  # noqa: N805
+        """Delete every pair of every store on one database; return ``None``, as 0.1.2 did.
 
         Call it on the class (``KeyVal.flush_all()``) or on any instance, even
-        a disconnected one; on an instance, its database is used.
+        a disconnected one; on an instance, its database is used. The
+        database is ``using``, else the instance's, else the routers'
+        ``db_for_write(KeyValPair)`` (without a store hint): with stores
+        spread over several databases, call it once for each.
         """
         connection, operations = _database(_alias_of(self_or_cls, using), write=True)
-        return operations.flush_all(connection)
+        operations.flush_all(connection)
 
     # -- expiry ------------------------------------------------------------------
 
@@ -902,10 +907,19 @@ def _alias_of(self_or_cls: Any, using: str | None) -> str | None:
     return using
 
 
-def _database(using: str | None, write: bool) -> tuple[BaseDatabaseWrapper, BaseOperations]:
+def _database(
+    using: str | None, write: bool, store: str | None = None
+) -> tuple[BaseDatabaseWrapper, BaseOperations]:
+    """Return the database (and its operations): ``using``, or the routers' choice.
+
+    The routers get the store's name as the ``store`` hint, so that they can
+    place stores on different databases; operations over every store give
+    none.
+    """
     if using is None:
         model = get_model_class()
-        using = router.db_for_write(model) if write else router.db_for_read(model)
+        hints = {} if store is None else {"store": store}
+        using = router.db_for_write(model, **hints) if write else router.db_for_read(model, **hints)
     connection = connections[using]
     return connection, operations_for(connection)
 

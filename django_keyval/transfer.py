@@ -175,7 +175,8 @@ def count_pairs(using: str | None = None, store: str | None = None) -> int:
     """
     if store is not None:
         KeyVal(store, using=using)  # checks the name (and alias) before any query
-    alias = using or router.db_for_read(KeyValPair)
+    hints = {} if store is None else {"store": store}
+    alias = using or router.db_for_read(KeyValPair, **hints)
     pairs = _live_pairs(alias, timezone.now())
     return (pairs if store is None else pairs.filter(store=store)).count()
 
@@ -190,13 +191,16 @@ def export_lines(
     ``EXPORT_PAGE_SIZE`` at a time, and values longer than a few kilobytes
     apart, a bounded number of bytes at a time (as
     :meth:`~django_keyval.models.KeyVal.items` reads them), so memory stays
-    flat whatever the size of the values. A pickle whose signature does not match raises
-    :class:`~django_keyval.exceptions.BadSignatureError` naming store and
-    key; it is never unpickled. Expired pairs are left out.
+    flat whatever the size of the values. A pickle whose signature does not
+    match raises :class:`~django_keyval.exceptions.BadSignatureError` naming
+    store and key; it is never unpickled. Expired pairs are left out.
+    Without ``store``, the export covers the stores of one database (see
+    :meth:`~django_keyval.models.KeyVal.stores`).
     """
     if store is not None:
         KeyVal(store, using=using)  # checks the name (and alias) before any query
-    alias = using or router.db_for_read(KeyValPair)
+    hints = {} if store is None else {"store": store}
+    alias = using or router.db_for_read(KeyValPair, **hints)
     candidates = [get_serializer(keyval_settings.SERIALIZER)]
     stores = [store] if store is not None else KeyVal.stores(using=alias)
     exported = 0

@@ -6,7 +6,9 @@ import datetime
 import decimal
 import enum
 import json
+import os
 import pickle
+import unittest
 from io import StringIO
 from typing import Any
 
@@ -189,3 +191,35 @@ class RenamedPickleSerializer(PickleSerializer):
     """The signed pickle under another name."""
 
     name = "renamed-pickle"
+
+
+class ShardByStoreRouter:
+    """Place each store by its name: ``cache.*`` stores on ``other``, the rest on ``default``.
+
+    The store API passes the name as the ``store`` hint; without it (the
+    admin, ``flush_all``...), the pairs table is on ``default``.
+    """
+
+    def shard(self, model: Any, hints: dict[str, Any]) -> str | None:
+        if model._meta.app_label != "django_keyval":
+            return None
+        store = hints.get("store")
+        return "other" if store is not None and store.startswith("cache.") else "default"
+
+    def db_for_read(self, model: Any, **hints: Any) -> str | None:
+        return self.shard(model, hints)
+
+    def db_for_write(self, model: Any, **hints: Any) -> str | None:
+        return self.shard(model, hints)
+
+
+def forced_operations() -> str:
+    """Return the operations class the run forces (``KEYVAL_TEST_OPERATIONS``), or ``""``."""
+    return os.environ.get("KEYVAL_TEST_OPERATIONS", "")
+
+
+#: For tests that pin the statements of the vendor classes (one per single-key
+#: operation...): a forced class sends its own, pinned in ``test_backends``.
+vendor_classes_only = unittest.skipIf(
+    bool(forced_operations()), "pins the vendor classes' statements; test_backends pins these"
+)

@@ -1,8 +1,12 @@
 """Minimal settings for the test suite.
 
-``KEYVAL_TEST_DB`` picks the database: ``sqlite`` (default), ``postgresql``
-or ``mysql`` (MariaDB). Each gets a second database, ``other``, for the
-tests of ``using=`` and routers.
+``KEYVAL_TEST_DB`` picks the database: ``sqlite`` (default, in WAL mode
+with ``KEYVAL_TEST_SQLITE_WAL=1``), ``postgresql`` or ``mysql`` (MariaDB).
+Each gets a second database, ``other``, for the tests of ``using=`` and
+routers. ``KEYVAL_TEST_OPERATIONS=mysql|portable``
+forces that operations class on every alias (the MySQL class on MariaDB,
+the portable class anywhere), and checks every statement it sends (see
+``tests/statements.py``).
 """
 
 import os
@@ -15,10 +19,18 @@ _SUFFIX = os.environ.get("KEYVAL_TEST_DB_SUFFIX", "")
 if DATABASE_VENDOR == "sqlite":
     # Files, not memory: the concurrency tests open the database from other processes.
     _directory = os.environ.get("KEYVAL_TEST_SQLITE_DIR", tempfile.gettempdir())
+    # KEYVAL_TEST_SQLITE_WAL=1: write-ahead logging instead of the default
+    # rollback journal (readers then never wait for a writer).
+    _OPTIONS = (
+        {"init_command": "PRAGMA journal_mode=WAL;"}
+        if os.environ.get("KEYVAL_TEST_SQLITE_WAL")
+        else {}
+    )
     DATABASES = {
         alias: {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": os.path.join(_directory, f"keyval_{alias}{_SUFFIX}.sqlite3"),
+            "OPTIONS": _OPTIONS,
             "TEST": {"NAME": os.path.join(_directory, f"test_keyval_{alias}{_SUFFIX}.sqlite3")},
         }
         for alias in ("default", "other")
@@ -94,5 +106,18 @@ TEMPLATES = [
 ]
 STATIC_URL = "/static/"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast test logins
+_FORCED_CLASSES = {
+    "mysql": "django_keyval.backends.mysql.MySQLOperations",
+    "portable": "django_keyval.backends.portable.PortableOperations",
+}  # as in tests/statements.py
+_FORCED = os.environ.get("KEYVAL_TEST_OPERATIONS", "")
+if _FORCED:
+    if _FORCED not in _FORCED_CLASSES:
+        raise ValueError(f"KEYVAL_TEST_OPERATIONS must be mysql or portable, not {_FORCED!r}")
+    KEYVAL_OPERATIONS = dict.fromkeys(DATABASES, _FORCED_CLASSES[_FORCED])
+    INSTALLED_APPS.append("tests.apps.StatementCheckConfig")
+    # The portable class says what it costs (keyval.W002); here it is chosen.
+    SILENCED_SYSTEM_CHECKS = ["keyval.W002"]
+
 # Culling on write is tested on its own; elsewhere it would add queries at random.
 KEYVAL_CULL_EVERY = 0

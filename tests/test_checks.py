@@ -14,11 +14,13 @@ from django.test import SimpleTestCase, TestCase, TransactionTestCase, override_
 from django.utils import timezone
 
 from django_keyval import exceptions
-from django_keyval.backends import operations_for, unsupported_reason
+from django_keyval.backends import operations_class, operations_for, vendor_operations_class
+from django_keyval.backends.portable import PortableOperations
 from django_keyval.checks import check_databases, check_serializer
 from django_keyval.models import KeyVal, KeyValPair
 
 
+@override_settings(KEYVAL_OPERATIONS={})  # each vendor's own class, whatever the run forces
 class DatabaseCheckTests(SimpleTestCase):
     databases = {"default"}
 
@@ -35,14 +37,21 @@ class DatabaseCheckTests(SimpleTestCase):
 
     def test_supported_databases_pass(self) -> None:
         self.assertEqual(check_databases(databases=["default"]), [])
-        self.assertIsNone(unsupported_reason(connection))
+        self.assertIs(operations_class(connection), vendor_operations_class(connection))
 
-    def test_unsupported_engine_is_an_error(self) -> None:
-        self.add_database("legacy", {"ENGINE": "django.db.backends.oracle", "NAME": "x"})
-        errors = check_databases()
-        self.assertEqual([error.id for error in errors], ["keyval.E001"])
-        self.assertIn("'legacy'", errors[0].msg)
-        self.assertIn("django.db.backends.oracle", errors[0].msg)
+    def test_other_engines_get_the_portable_class_and_a_warning(self) -> None:
+        # The dummy backend stands for any vendor without a class of its own.
+        self.add_database("legacy", {"ENGINE": "django.db.backends.dummy", "NAME": "x"})
+        self.assertIs(operations_class(connections["legacy"]), PortableOperations)
+        warnings = [error for error in check_databases() if error.id == "keyval.W002"]
+        self.assertEqual(len(warnings), 1)
+        self.assertIn("'legacy'", warnings[0].msg)
+        self.assertIn("django.db.backends.dummy", warnings[0].msg)
+        self.assertIn("round trips", warnings[0].hint)
+
+    def test_an_engine_that_cannot_be_imported_is_left_to_django(self) -> None:
+        self.add_database("legacy", {"ENGINE": "no.such.backend", "NAME": "x"})
+        self.assertEqual(check_databases(databases=["default"]), [])
 
     def test_mysql_without_utf8mb4_is_a_warning(self) -> None:
         self.add_database(
@@ -55,10 +64,32 @@ class DatabaseCheckTests(SimpleTestCase):
         warnings = [error.id for error in check_databases()]
         self.assertIn("keyval.W001", warnings)
 
-    def test_unsupported_engine_at_runtime(self) -> None:
-        self.add_database("legacy", {"ENGINE": "django.db.backends.dummy", "NAME": "x"})
-        with self.assertRaises(exceptions.UnsupportedDatabaseError):
-            operations_for(connections["legacy"])
+    def test_operations_setting_names_the_class_of_an_alias(self) -> None:
+        path = "django_keyval.backends.portable.PortableOperations"
+        with override_settings(KEYVAL_OPERATIONS={connection.alias: path}):
+            self.assertIs(operations_class(connection), PortableOperations)
+            self.assertIsInstance(operations_for(connection), PortableOperations)
+            warnings = [error.id for error in check_databases()]
+            self.assertIn("keyval.W002", warnings)
+        self.assertIs(operations_class(connection), vendor_operations_class(connection))
+        self.assertNotIsInstance(operations_for(connection), PortableOperations)
+
+    def test_a_bad_operations_setting_is_a_clear_error(self) -> None:
+        cases = [
+            ({"default": "no.such.Operations"}, "KEYVAL_OPERATIONS['default'] is 'no.such."),
+            ({"default": "nodots"}, "KEYVAL_OPERATIONS['default'] is 'nodots', which cannot"),
+            ({"default": "django_keyval.models.KeyVal"}, "which is not a subclass of"),
+            (["default"], "KEYVAL_OPERATIONS must be a dict"),
+        ]
+        for setting, message in cases:
+            with self.subTest(setting=setting), override_settings(KEYVAL_OPERATIONS=setting):
+                with self.assertRaisesMessage(exceptions.InvalidOperationsError, message):
+                    operations_for(connection)
+                with self.assertRaisesMessage(ValueError, message):
+                    KeyVal("s").get_default("k")
+                errors = [error for error in check_databases() if error.id == "keyval.E003"]
+                self.assertTrue(errors)
+                self.assertIn(message, errors[0].msg)
 
     def test_serializer_setting(self) -> None:
         self.assertEqual(check_serializer(), [])

@@ -1,50 +1,87 @@
-"""The SQL each database needs, one module per vendor.
+"""The SQL each database needs, one module per vendor, and a portable class for the others.
 
-Every single-key operation is one statement, so that concurrent callers can
-never interleave between a read and a write in Python.
+SQLite, PostgreSQL, MariaDB and MySQL get one statement per single-key
+operation wherever the database allows it, so that concurrent callers can
+never interleave between a read and a write in Python. Any other backend
+(Oracle, SQL Server, CockroachDB, third-party backends) gets
+:class:`~django_keyval.backends.portable.PortableOperations`: portable SQL
+only, with more round trips and the same guarantees. The
+``KEYVAL_OPERATIONS`` setting picks another class for a database alias.
 """
 
 from __future__ import annotations
 
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.utils.module_loading import import_string
 
-from ..exceptions import UnsupportedDatabaseError
+from ..conf import keyval_settings
+from ..exceptions import InvalidOperationsError
 from .base import BaseOperations
 
-__all__ = ["BaseOperations", "operations_for", "unsupported_reason"]
+__all__ = ["BaseOperations", "operations_class", "operations_for", "vendor_operations_class"]
 
-_operations: dict[tuple[str, str], BaseOperations] = {}
+_operations: dict[tuple[str, str, type[BaseOperations]], BaseOperations] = {}
 
 
-def unsupported_reason(connection: BaseDatabaseWrapper) -> str | None:
-    """Return why ``connection`` cannot hold a store, or ``None`` if it can."""
-    if connection.vendor in ("sqlite", "postgresql"):
-        return None
+def vendor_operations_class(connection: BaseDatabaseWrapper) -> type[BaseOperations]:
+    """Return the operations class for ``connection``'s vendor, or the portable one."""
+    if connection.vendor == "sqlite":
+        from .sqlite import SQLiteOperations
+
+        return SQLiteOperations
+    if connection.vendor == "postgresql":
+        from .postgresql import PostgreSQLOperations
+
+        return PostgreSQLOperations
     if connection.vendor == "mysql":
-        if not connection.mysql_is_mariadb:  # type: ignore[attr-defined]
-            return (
-                "MySQL lacks INSERT ... RETURNING, which django-keyval needs to report exactly "
-                "whether a key was new; use MariaDB 10.5 or later"
-            )
-        return None
-    return f"the {connection.display_name} database backend is not supported"
+        from .mysql import MariaDBOperations, MySQLOperations
+
+        mariadb = getattr(connection, "mysql_is_mariadb", False)
+        return MariaDBOperations if mariadb else MySQLOperations
+    from .portable import PortableOperations
+
+    return PortableOperations
+
+
+def operations_class(connection: BaseDatabaseWrapper) -> type[BaseOperations]:
+    """Return the operations class for ``connection``.
+
+    ``KEYVAL_OPERATIONS`` (a dict from database alias to the dotted path of
+    a class) names it for an alias; any other alias gets its vendor's class,
+    or :class:`~django_keyval.backends.portable.PortableOperations`. Raises
+    :class:`~django_keyval.exceptions.InvalidOperationsError` for a path that
+    does not name a subclass of :class:`~django_keyval.backends.base.BaseOperations`.
+    """
+    configured = keyval_settings.OPERATIONS
+    if not isinstance(configured, dict):
+        raise InvalidOperationsError(
+            f"KEYVAL_OPERATIONS must be a dict from database alias to the dotted path of an "
+            f"operations class, not {type(configured).__name__}"
+        )
+    path = configured.get(connection.alias)
+    if path is None:
+        return vendor_operations_class(connection)
+    try:
+        found = import_string(path)
+    except (ImportError, TypeError, ValueError) as error:
+        raise InvalidOperationsError(
+            f"KEYVAL_OPERATIONS[{connection.alias!r}] is {path!r}, which cannot be imported: "
+            f"{error}"
+        ) from error
+    if not (isinstance(found, type) and issubclass(found, BaseOperations)):
+        raise InvalidOperationsError(
+            f"KEYVAL_OPERATIONS[{connection.alias!r}] is {path!r}, which is not a subclass of "
+            "django_keyval.backends.base.BaseOperations"
+        )
+    return found
 
 
 def operations_for(connection: BaseDatabaseWrapper) -> BaseOperations:
-    """Return the operations for ``connection``'s vendor (built once per alias)."""
-    cache_key = (connection.alias, connection.vendor)
+    """Return the operations for ``connection`` (built once per alias and class)."""
+    chosen = operations_class(connection)
+    cache_key = (connection.alias, connection.vendor, chosen)
     try:
         return _operations[cache_key]
     except KeyError:
-        pass
-    reason = unsupported_reason(connection)
-    if reason:
-        raise UnsupportedDatabaseError(f"database {connection.alias!r}: {reason}")
-    if connection.vendor == "mysql":
-        from .mysql import MariaDBOperations as operations_class
-    elif connection.vendor == "postgresql":
-        from .postgresql import PostgreSQLOperations as operations_class  # type: ignore[assignment]
-    else:
-        from .sqlite import SQLiteOperations as operations_class  # type: ignore[assignment]
-    operations = _operations[cache_key] = operations_class(connection)
-    return operations
+        operations = _operations[cache_key] = chosen(connection)
+        return operations

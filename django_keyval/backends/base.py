@@ -285,7 +285,12 @@ class BaseOperations:
     # -- single keys ---------------------------------------------------------
 
     @staticmethod
-    def is_live(connection: BaseDatabaseWrapper, expires: Any, now: Any = None) -> bool:
+    def now(connection: BaseDatabaseWrapper) -> Any:
+        """Return the current time adapted for the column, as statements take it."""
+        return connection.ops.adapt_datetimefield_value(timezone.now())
+
+    @classmethod
+    def is_live(cls, connection: BaseDatabaseWrapper, expires: Any, now: Any = None) -> bool:
         """Return whether ``expires``, as the driver returned it, is in the future.
 
         It is compared with the current time adapted as Django adapts it for
@@ -294,7 +299,7 @@ class BaseOperations:
         caller checking many rows passes ``now``, adapted, once.
         """
         if now is None:
-            now = connection.ops.adapt_datetimefield_value(timezone.now())
+            now = cls.now(connection)
         if isinstance(now, str) and not isinstance(expires, str):
             expires = str(expires)
         return bool(expires > now)
@@ -489,7 +494,15 @@ class BaseOperations:
         )
         if bounds.high is not None:
             sql += f" AND {self.key} < %(high)s"
-        return sql + f" AND {self.named_live} ORDER BY {self.key} LIMIT %(size)s"
+        return sql + f" AND {self.named_live} ORDER BY {self.key} {self.limit_sql(bounds.size)}"
+
+    def limit_sql(self, size: int) -> str:
+        """Return the clause that keeps the first ``size`` rows (here ``LIMIT``, a parameter)."""
+        return "LIMIT %(size)s"
+
+    def length_sql(self) -> str:
+        """Return the expression of the length of the value in bytes."""
+        return f"LENGTH({self.value})"
 
     def page_keys(self, connection: BaseDatabaseWrapper, bounds: PageBounds) -> list[str]:
         """Return the live keys within ``bounds``, in order."""
@@ -507,8 +520,8 @@ class BaseOperations:
         """
         v = self.value
         columns = (
-            f"{self.key}, CASE WHEN LENGTH({v}) > %(inline_bytes)s THEN NULL ELSE {v} END, "
-            f"{self.integer}, {self.format}, {self.expires}, LENGTH({v})"
+            f"{self.key}, CASE WHEN {self.length_sql()} > %(inline_bytes)s THEN NULL "
+            f"ELSE {v} END, {self.integer}, {self.format}, {self.expires}, {self.length_sql()}"
         )
         params = bounds._asdict()
         params["inline_bytes"] = inline_bytes

@@ -7,7 +7,7 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import suppress
 from typing import IO, Any, NamedTuple, NoReturn
 
@@ -426,7 +426,7 @@ class Command(BaseCommand):
     def command_pop(self, options: dict[str, Any]) -> None:
         """Print the value of a key and delete it."""
         kv = self.store(options)
-        alias = kv.using or router.db_for_write(get_model_class())
+        alias = kv.using or router.db_for_write(get_model_class(), store=kv.name)
         # The delete commits only once the value is printed: a value that
         # cannot be shown, or an output that cannot be written (a full
         # disk, an encoding that lacks a character), keeps the pair.
@@ -498,7 +498,9 @@ class Command(BaseCommand):
             "Are you sure?"
         )
         if self.confirm(question, options):
-            self.say(f"Deleted {kv.flush()} pairs of store {kv.name!r}.")
+            alias = self.using or router.db_for_write(get_model_class(), store=kv.name)
+            deleted = self.count_and_run(alias, kv.name, KeyVal(kv.name, using=alias).flush)
+            self.say(f"Deleted {deleted} pairs of store {kv.name!r}.")
 
     def command_flush_all(self, options: dict[str, Any]) -> None:
         """Delete every pair of every store, after confirmation."""
@@ -507,7 +509,21 @@ class Command(BaseCommand):
             f"This will permanently delete every pair of all {len(stores)} stores. Are you sure?"
         )
         if self.confirm(question, options):
-            self.say(f"Deleted {KeyVal.flush_all(using=self.using)} pairs.")
+            alias = self.using or router.db_for_write(get_model_class())
+            deleted = self.count_and_run(alias, None, lambda: KeyVal.flush_all(using=alias))
+            self.say(f"Deleted {deleted} pairs.")
+
+    @staticmethod
+    def count_and_run(alias: str, store: str | None, flush: Callable[[], None]) -> int:
+        """Count the live pairs (of ``store``), then ``flush``, in one transaction; return how many.
+
+        ``flush`` returns ``None``, as in 0.1.2; the count is what it deletes
+        but for pairs that expired already.
+        """
+        with transaction.atomic(using=alias):
+            deleted = count_pairs(using=alias, store=store)
+            flush()
+        return deleted
 
     def command_cull(self, options: dict[str, Any]) -> None:
         """Delete expired pairs."""

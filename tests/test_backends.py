@@ -1,0 +1,263 @@
+"""The operations classes: what each sends, and the versions it keeps.
+
+The whole suite runs with each class too (``KEYVAL_TEST_OPERATIONS``); here
+each class is chosen with ``KEYVAL_OPERATIONS`` for a few operations, on
+whatever database the run uses, so that every run checks every class the
+database can host.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable
+from typing import Any
+
+from django.db import connection, connections
+from django.test import TestCase, TransactionTestCase, override_settings
+from django.test.utils import CaptureQueriesContext
+
+from django_keyval.backends import operations_for
+from django_keyval.backends.base import ROW_MARKS
+from django_keyval.backends.mysql import MySQLOperations
+from django_keyval.backends.portable import PortableOperations
+from django_keyval.models import BinaryCollationCharField, KeyVal, KeyValPair
+from tests.statements import FORBIDDEN
+
+MYSQL = "django_keyval.backends.mysql.MySQLOperations"
+PORTABLE = "django_keyval.backends.portable.PortableOperations"
+
+
+def forcing(path: str) -> override_settings:
+    """Use the operations class ``path`` on every alias."""
+    return override_settings(KEYVAL_OPERATIONS=dict.fromkeys(connections, path))
+
+
+def version(store: str, key: str) -> int:
+    """The stored version of a pair."""
+    return int(KeyValPair.objects.get(store=store, key=key).version)
+
+
+def expire(store: str, key: str) -> None:
+    """Make a pair expired, as if its timeout had passed."""
+    past = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=1)
+    KeyValPair.objects.filter(store=store, key=key).update(expires_at=past)
+
+
+def exercise(kv: KeyVal) -> None:
+    """Call every operation, on every path that sends different statements."""
+    kv.set("k", "v")
+    kv.set("k", "w", timeout=60)
+    kv.set("big", b"x" * 20_000)
+    kv.add("k", 1)
+    kv.add("new", 1)
+    kv.set("old", 1, timeout=60)
+    expire(kv.name, "old")
+    kv.add("old", 2)
+    kv.set("gone", 1, timeout=60)
+    expire(kv.name, "gone")
+    kv.set("gone", 2)
+    kv.incr("n")
+    kv.incr("n", 5)
+    kv.incr("n", create=False)
+    kv.get("k")
+    kv.get_default("missing")
+    kv.exists("k")
+    kv.touch("k", 30)
+    kv.expires_at("k")
+    kv.pop("new")
+    kv.pop_default("new")
+    kv.delete("n")
+    kv.delete("n", ignore_keyerror=True)
+    kv.set_many({f"m{i}": i for i in range(5)})
+    kv.get_many([f"m{i}" for i in range(5)], delete_expired=True)
+    list(kv.items())
+    list(kv.keys("m"))
+    kv.delete_many(["m0", "m1"])
+    kv.trim(2, cull_frequency=2)
+    len(kv)
+    KeyVal.stores()
+    KeyVal.cull()
+    kv.flush()
+
+
+class VersionTestsMixin:
+    """A pair's version changes exactly when its value or its expiry does."""
+
+    assertEqual: Callable[..., None]
+    assertFalse: Callable[..., None]
+    assertTrue: Callable[..., None]
+
+    def test_version_follows_value_and_expiry(self) -> None:
+        kv = KeyVal("tests.versions")
+        self.assertTrue(kv.set("k", "v"))
+        self.assertEqual(version(kv.name, "k"), 1)
+        self.assertFalse(kv.set("k", "w"))
+        self.assertEqual(version(kv.name, "k"), 2)
+        # A failed add changes nothing, version included.
+        self.assertFalse(kv.add("k", "x"))
+        self.assertEqual(version(kv.name, "k"), 2)
+        self.assertEqual(kv.get("k"), "w")
+        kv.get("k")
+        kv.exists("k")
+        self.assertEqual(version(kv.name, "k"), 2)
+        self.assertTrue(kv.touch("k", 60))
+        self.assertEqual(version(kv.name, "k"), 3)
+        # An expired pair is gone: what replaces it is new, at version 1.
+        expire(kv.name, "k")
+        self.assertTrue(kv.add("k", "y"))
+        self.assertEqual(version(kv.name, "k"), 1)
+        kv.set("n", 1)
+        self.assertEqual(kv.incr("n"), 2)
+        self.assertEqual(version(kv.name, "n"), 2)
+        self.assertEqual(kv.incr("n", -7), -5)
+        self.assertEqual(version(kv.name, "n"), 3)
+
+
+class VendorClassTests(VersionTestsMixin, TestCase):
+    """The class of the database's own vendor."""
+
+    @override_settings(KEYVAL_OPERATIONS={})
+    def test_version_follows_value_and_expiry(self) -> None:
+        super().test_version_follows_value_and_expiry()
+
+
+@forcing(PORTABLE)
+class PortableClassTests(VersionTestsMixin, TestCase):
+    """The portable class, on whatever database the run uses."""
+
+    def test_it_is_the_class_in_use(self) -> None:
+        self.assertIsInstance(operations_for(connection), PortableOperations)
+
+    def test_no_vendor_upsert_and_no_returning(self) -> None:
+        with CaptureQueriesContext(connection) as queries:
+            exercise(KeyVal("tests.portable"))
+        for query in queries:
+            for pattern, what in FORBIDDEN["portable"]:
+                self.assertIsNone(pattern.search(query["sql"]), f"{what}: {query['sql']}")
+
+    def test_counters_and_negative_values(self) -> None:
+        kv = KeyVal("tests.portable")
+        self.assertEqual(kv.incr("n", -3), -3)
+        self.assertEqual(kv.decr("n", 4), -7)
+        kv.set("s", "text")
+        self.assertIsNone(kv.pop_default("missing"))
+        self.assertEqual(kv.pop("s"), "text")
+
+
+@forcing(PORTABLE)
+class PortableRoundTripTests(TransactionTestCase):
+    """What the portable class costs outside a transaction (the documented figures)."""
+
+    databases = {"default", "other"}
+
+    def test_round_trips(self) -> None:
+        kv = KeyVal("tests.portable")
+        kv.set("k", "v")
+        kv.set("n", 1)
+        expected: dict[str, tuple[int, Callable[[], Any]]] = {
+            "set overwrite": (1, lambda: kv.set("k", "w")),
+            "set new": (3, lambda: kv.set("new", 1)),
+            "add new": (2, lambda: kv.add("added", 1)),
+            "add of a live key": (4, lambda: kv.add("k", 1)),
+            "get": (1, lambda: kv.get("k")),
+            "delete": (1, lambda: kv.delete("added")),
+            "pop": (2, lambda: kv.pop("new")),
+            "incr": (2, lambda: kv.incr("n")),  # in a transaction
+            "touch": (1, lambda: kv.touch("k", 60)),
+            "count": (1, lambda: len(kv)),
+        }
+        for name, (statements, operation) in expected.items():
+            with self.subTest(operation=name), CaptureQueriesContext(connection) as queries:
+                operation()
+            # Statements, not the transaction's own (SQLite's BEGIN and COMMIT).
+            sent = [q["sql"] for q in queries if q["sql"] not in ("BEGIN", "COMMIT")]
+            self.assertEqual(len(sent), statements, sent)
+
+
+class MySQLClassTests(VersionTestsMixin, TestCase):
+    """The MySQL class, run against MariaDB in its ``VALUES(column)`` form."""
+
+    def setUp(self) -> None:
+        if connection.vendor != "mysql":
+            self.skipTest("the MySQL class runs on MariaDB or MySQL only")
+        settings = forcing(MYSQL)
+        settings.enable()
+        self.addCleanup(settings.disable)
+
+    def test_it_is_the_class_in_use(self) -> None:
+        self.assertIs(type(operations_for(connection)), MySQLOperations)
+
+    def test_nothing_mysql_lacks(self) -> None:
+        with CaptureQueriesContext(connection) as queries:
+            exercise(KeyVal("tests.mysql"))
+        self.assertTrue(queries)
+        for query in queries:
+            for pattern, what in FORBIDDEN["mysql"]:
+                self.assertIsNone(pattern.search(query["sql"]), f"{what}: {query['sql']}")
+
+    def test_one_statement_per_operation_but_pop(self) -> None:
+        kv = KeyVal("tests.mysql")
+        kv.set("k", "v")
+        kv.set("n", 1)
+        kv.set("p", 1)
+        expected: dict[str, tuple[int, Callable[[], Any]]] = {
+            "set new": (1, lambda: kv.set("new", 1)),
+            "set overwrite": (1, lambda: kv.set("k", "w")),
+            "add": (1, lambda: kv.add("k", 1)),
+            "incr": (1, lambda: kv.incr("n")),
+            "incr create=False": (1, lambda: kv.incr("n", create=False)),
+            "delete": (1, lambda: kv.delete("new")),
+            "pop": (2, lambda: kv.pop("p")),
+            "pop miss": (1, lambda: kv.pop_default("p")),
+        }
+        for name, (statements, operation) in expected.items():
+            with self.subTest(operation=name), self.assertNumQueries(statements):
+                operation()
+
+    def test_counter_results_come_back_signed(self) -> None:
+        kv = KeyVal("tests.mysql")
+        self.assertEqual(kv.incr("n", -5), -5)  # an insert
+        self.assertEqual(kv.incr("n", -(2**62)), -5 - 2**62)  # an update
+        self.assertEqual(kv.incr("n", 2**62 + 5), 0)
+        kv.set("text", "not a number")
+        with self.assertRaises(TypeError):
+            kv.incr("text")
+        self.assertEqual(version("tests.mysql", "text"), 1)
+
+
+class MySQLStatementTextTests(TestCase):
+    """What MySQL 8.0.19+ gets, and MariaDB cannot run: checked by its SQL text only."""
+
+    def test_row_alias_on_mysql_8_0_19(self) -> None:
+        class RowAliasOperations(MySQLOperations):
+            @staticmethod
+            def uses_row_alias(connection: Any) -> bool:
+                return True
+
+        operations = RowAliasOperations(connection)
+        set_many = operations.sql_set_many_prefix + ROW_MARKS + operations.sql_set_many_suffix
+        for sql in (operations.sql_set, operations.sql_add, operations.sql_incr, set_many):
+            with self.subTest(sql=sql):
+                self.assertIn(" AS new ON DUPLICATE KEY UPDATE ", sql)
+                self.assertIn("new.", sql)
+                self.assertNotIn("VALUES(", sql)
+                self.assertNotIn("RETURNING", sql)
+        # Otherwise (MySQL before 8.0.19, MariaDB): VALUES(column).
+        plain = MySQLOperations(connection) if connection.vendor != "mysql" else None
+        if plain is not None:
+            self.assertIn("VALUES(", plain.sql_set)
+            self.assertNotIn(" AS new ", plain.sql_set)
+
+    def test_mysql_collation_is_utf8mb4_0900_bin(self) -> None:
+        # A MySQL column compares keys by code point with no padding.
+        self.assertEqual(BinaryCollationCharField.COLLATIONS["mysql"], "utf8mb4_0900_bin")
+        if connection.vendor != "mysql":
+            return
+        wrapper = connections[connection.alias]
+        mysql = type(wrapper)(wrapper.settings_dict, alias=wrapper.alias)
+        mysql.__dict__.update(mysql_is_mariadb=False, mysql_version=(8, 0, 36))
+        key = KeyValPair._meta.get_field("key")
+        assert isinstance(key, BinaryCollationCharField)
+        self.assertEqual(key.db_parameters(mysql)["collation"], "utf8mb4_0900_bin")
+        self.assertTrue(MySQLOperations.uses_row_alias(mysql))
+        self.assertFalse(MySQLOperations.uses_row_alias(connection))  # MariaDB
