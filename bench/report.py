@@ -32,17 +32,23 @@ SYSTEM_TITLES = {
     "minimal": "minimal",
     "floor": "floor",
     "keyval": "KeyVal",
+    "keyval_portable": "KeyVal portable",
+    "keyval_mysql_class": "KeyVal MySQL class",
     "orm": "ORM",
     "database_cache": "DatabaseCache",
     "diskcache": "diskcache",
     "redis": "redis-py",
 }
 
+#: Systems that are KeyVal with another operations class than the database's own.
+VARIANT_SLUGS = frozenset({"keyval_portable", "keyval_mysql_class"})
+
 
 #: What the cells of a table say.
 TABLE_LEGEND = (
     "median µs per operation; the floor's ratio to the minimal statement, "
-    "every other system's ratio to the floor"
+    "every other system's ratio to the floor (KeyVal with another operations "
+    "class: its ratio to KeyVal)"
 )
 
 
@@ -67,6 +73,11 @@ def format_table(title: str, summary: dict[str, dict[str, dict[str, float]]]) ->
             figures = summary.get(operation.slug, {}).get(slug)
             if figures is None:
                 row.append("-")
+            elif slug in VARIANT_SLUGS:
+                # Another operations class: its ratio to the database's own class.
+                own = summary.get(operation.slug, {}).get("keyval")
+                ratio = figures["median_us"] / own["median_us"] if own else float("nan")
+                row.append(f"{figures['median_us']:.1f} ({ratio:.2f}x KeyVal)")
             else:
                 row.append(cell_text(slug, figures))
         rows.append(row)

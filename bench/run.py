@@ -38,7 +38,7 @@ from bench.report import (  # noqa: E402
     print_targets,
     write_reports,
 )
-from bench.settings import DATABASES, Database, django_settings  # noqa: E402
+from bench.settings import DATABASES, Database, django_settings, variants_of  # noqa: E402
 from bench.timing import time_calls, timer_overhead_ns  # noqa: E402
 
 #: Keys loaded into every system before the first round; reads and overwrites use them.
@@ -320,6 +320,7 @@ def build_systems(
         DiskCacheSystem,
         FloorSystem,
         KeyValSystem,
+        KeyValVariantSystem,
         MinimalSystem,
         ORMSystem,
         RedisSystem,
@@ -333,6 +334,8 @@ def build_systems(
         FloorSystem(database.alias),
         KeyValSystem(database.alias),
     ]
+    if only is None:
+        systems += [KeyValVariantSystem(database.alias, v) for v in variants_of(database)]
     notes = []
     if only is not None:
         return systems, notes

@@ -118,6 +118,30 @@ DATABASES: dict[str, Database] = {
 }
 
 
+#: Other operations classes measured beside each database's own: an alias
+#: suffix (the same database under a second alias), the class, and which
+#: vendors it runs on.
+OPERATIONS_VARIANTS = {
+    "portable": (
+        "django_keyval.backends.portable.PortableOperations",
+        ("sqlite", "postgresql", "mysql"),
+    ),
+    "mysql-class": ("django_keyval.backends.mysql.MySQLOperations", ("mysql",)),
+}
+
+
+def variant_alias(alias: str, variant: str) -> str:
+    """The alias under which ``alias``'s database runs with the ``variant`` class."""
+    return f"{alias}+{variant}"
+
+
+def variants_of(database: Database) -> list[str]:
+    """The variants (keys of :data:`OPERATIONS_VARIANTS`) measured on ``database``."""
+    return [
+        name for name, (_, vendors) in OPERATIONS_VARIANTS.items() if database.vendor in vendors
+    ]
+
+
 class CurrentDatabaseRouter:
     """Send every model to the database being measured.
 
@@ -150,7 +174,23 @@ def django_settings(databases: list[Database], workdir: str) -> dict[str, Any]:
         "TIME_ZONE": "UTC",
         "INSTALLED_APPS": ["django_keyval"],
         # "default" stays the dummy backend: every system is given its alias.
-        "DATABASES": {"default": {}, **{db.alias: db.settings(workdir) for db in databases}},
+        "DATABASES": {
+            "default": {},
+            **{db.alias: db.settings(workdir) for db in databases},
+            **{
+                variant_alias(db.alias, variant): db.settings(workdir)
+                for db in databases
+                for variant in variants_of(db)
+            },
+        },
+        # The same databases under a second alias, with another operations class.
+        "KEYVAL_OPERATIONS": {
+            variant_alias(db.alias, variant): OPERATIONS_VARIANTS[variant][0]
+            for db in databases
+            for variant in variants_of(db)
+        },
+        # Chosen on purpose here: no need to warn about the portable class.
+        "SILENCED_SYSTEM_CHECKS": ["keyval.W002"],
         "DATABASE_ROUTERS": ["bench.settings.CurrentDatabaseRouter"],
         "DEFAULT_AUTO_FIELD": "django.db.models.BigAutoField",
         "CACHES": {

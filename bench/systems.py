@@ -102,6 +102,19 @@ class KeyValSystem(System):
         self.kv.flush()
 
 
+class KeyValVariantSystem(KeyValSystem):
+    """django-keyval with another operations class on the same database (its second alias)."""
+
+    TITLES = {"portable": "KeyVal portable", "mysql-class": "KeyVal MySQL class"}
+
+    def __init__(self, alias: str, variant: str) -> None:
+        from .settings import variant_alias
+
+        super().__init__(variant_alias(alias, variant), store=f"bench.keyval.{variant}")
+        self.title = self.TITLES[variant]
+        self.slug = f"keyval_{variant.replace('-', '_')}"
+
+
 class FloorSystem(System):
     """The single statement KeyVal runs for each operation, through Django's cursor.
 

@@ -404,7 +404,7 @@ class KeyVal(AsyncMethods):
         """Delete the expired pairs of every store, in bounded batches; return how many.
 
         Pairs without a timeout are never culled. Works on the class and on
-        instances, like :meth:`flush_all`.
+        instances, and on one database, like :meth:`flush_all`.
         """
         if isinstance(self_or_cls, KeyVal):
             self_or_cls._check_connected()
@@ -705,7 +705,11 @@ class KeyVal(AsyncMethods):
 
     @StoreOrClassMethod
     def stores(self_or_cls: Any, using: str | None = None) -> list[str]:  # noqa: N805
-        """Return the names of the stores that hold pairs, sorted."""
+        """Return the names of the stores that hold pairs on one database, sorted.
+
+        The database is chosen as for :meth:`flush_all` (the routers'
+        ``db_for_read`` without a store hint, unless ``using`` names one).
+        """
         if isinstance(self_or_cls, KeyVal):
             self_or_cls._check_connected()
         connection, operations = _database(_alias_of(self_or_cls, using), write=False)
