@@ -12,6 +12,7 @@ from django.test import TestCase, override_settings
 
 from django_keyval import exceptions
 from django_keyval.models import MAX_KEY_LENGTH, MAX_STORE_NAME_LENGTH, KeyVal, KeyValPair
+from tests.helpers import forced_operations
 
 
 def snapshot() -> list[tuple[Any, ...]]:
@@ -134,6 +135,11 @@ class BadInputTests(TestCase):
         self.assertEqual(self.kv.get("big-pickle"), [big[: limit - 1000]])
 
     def test_values_up_to_the_limit_work_whatever_their_bytes(self) -> None:
+        if forced_operations() == "portable" and connection.vendor == "mysql":
+            self.skipTest(
+                "the portable class sends values as escaped literals, which MariaDB's "
+                "max_allowed_packet limits; MariaDB's own class sends long ones base64"
+            )
         # Bytes a driver must escape in an SQL literal (MariaDB's) take two
         # bytes there each: a limit-sized value of them must still go in.
         limit = 8 * 1024 * 1024

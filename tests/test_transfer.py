@@ -25,7 +25,14 @@ from django_keyval import exceptions, transfer
 from django_keyval.models import KeyVal, KeyValPair
 from django_keyval.serializers import PickleSerializer, _signature, signed_place
 from django_keyval.transfer import ImportResult, TransferError, export_lines, import_lines
-from tests.helpers import forged_pickle, insert_raw, rows, sample_values, typed
+from tests.helpers import (
+    forged_pickle,
+    insert_raw,
+    rows,
+    sample_values,
+    typed,
+    vendor_classes_only,
+)
 
 
 def export(**options: Any) -> list[dict[str, Any]]:
@@ -227,6 +234,7 @@ class ImportTests(TestCase):
         self.assertEqual(rows()[0][:2], ("s", "new"))
         self.assertEqual(len(rows()), 1)
 
+    @vendor_classes_only
     def test_import_is_batched(self) -> None:
         lines = "".join(
             f'{{"store": "s{i % 3}", "key": "k{i}", "value": {i}, "expires_at": null}}\n'

@@ -49,8 +49,8 @@ TRANSIENT_ORACLE_ERRORS = ("ORA-00060", "ORA-08177")
 
 _NAMED_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
-# Stands for "the counter was not there to update".
-_NOT_UPDATED: Any = object()
+#: Rounds of a write that lost its insert to another process, at most.
+MAX_ROUNDS = 100
 
 
 class PortableOperations(BaseOperations):
@@ -137,7 +137,6 @@ class PortableOperations(BaseOperations):
         )
         self.sql_delete = f"DELETE FROM {t} WHERE {key} AND {self.named_live}"
         self.sql_select_integer = f"SELECT {self.integer} FROM {t} WHERE {key}"
-        self.sql_row_exists = f"SELECT {self.id} FROM {t} WHERE {key}"
         self.sql_live_row = (
             f"SELECT {self.integer}, {self.format} FROM {t} WHERE {key} AND {self.named_live}"
         )
@@ -157,12 +156,12 @@ class PortableOperations(BaseOperations):
 
     # -- single keys ---------------------------------------------------------
 
-    def insert(self, connection: BaseDatabaseWrapper, row: StoredRow) -> bool:
-        """Insert ``row``; return ``False`` if a row with its store and key is there already.
+    def insert(self, connection: BaseDatabaseWrapper, row: StoredRow) -> IntegrityError | None:
+        """Insert ``row``; return the ``IntegrityError`` if the database refused it.
 
-        In a transaction, the insert gets a savepoint of its own, so that the
-        failed statement leaves the transaction usable. An ``IntegrityError``
-        with no such row (another constraint) is raised.
+        The caller starts its sequence again: most likely another process
+        inserted the key first. In a transaction, the insert gets a savepoint
+        of its own, so that the failed statement leaves the transaction usable.
         """
         params = row_params(row)
         try:
@@ -172,13 +171,21 @@ class PortableOperations(BaseOperations):
             else:
                 with connection.cursor() as cursor:
                     self.execute(cursor, self.sql_insert, params)
-        except IntegrityError:
-            with connection.cursor() as cursor:
-                self.execute(cursor, self.sql_row_exists, params)
-                if cursor.fetchone() is None:
-                    raise
-            return False
-        return True
+        except IntegrityError as error:
+            return error
+        return None
+
+    @staticmethod
+    def again(error: IntegrityError, rounds: int) -> int:
+        """Count a round lost to a concurrent writer; raise ``error`` after too many.
+
+        A duplicate key means another process won the insert, and the next
+        round sees its row. Round after round of refused inserts means the
+        database refuses the row for another reason: that error is raised.
+        """
+        if rounds >= MAX_ROUNDS:
+            raise error
+        return rounds + 1
 
     def update(self, connection: BaseDatabaseWrapper, sql: str, params: Mapping[str, Any]) -> bool:
         """Run an ``UPDATE`` (or ``DELETE``); return whether it matched a row."""
@@ -198,29 +205,35 @@ class PortableOperations(BaseOperations):
     def set(self, connection: BaseDatabaseWrapper, row: StoredRow) -> bool:
         """Overwrite a live pair, else replace an expired one, else insert; return whether new."""
         params = row_params(row, now=row.updated_at)
+        rounds = 0
         while True:
             if self.update(connection, self.sql_overwrite_live, params):
                 return False
             if self.update(connection, self.sql_replace_expired, params):
                 return True
-            if self.insert(connection, row):
+            error = self.insert(connection, row)
+            if error is None:
                 return True
             # Another process inserted the key meanwhile: overwrite it. Each
             # round tells live from expired at the current time, so a pair
             # that expires meanwhile is seen as expired by every statement.
+            rounds = self.again(error, rounds)
             params["now"] = self.now(connection)
 
     def add(self, connection: BaseDatabaseWrapper, row: StoredRow) -> bool:
         """Replace an expired pair or insert one; ``False`` (nothing changed) if one is live."""
         params = row_params(row, now=row.updated_at)
+        rounds = 0
         while True:
             if self.update(connection, self.sql_replace_expired, params):
                 return True
-            if self.insert(connection, row):
+            error = self.insert(connection, row)
+            if error is None:
                 return True
             if self.live_row(connection, params) is not None:
                 return False
             # The pair in the way expired or went meanwhile: again, now.
+            rounds = self.again(error, rounds)
             params["now"] = self.now(connection)
 
     def delete(self, connection: BaseDatabaseWrapper, store: str, key: str) -> bool:
@@ -270,6 +283,7 @@ class PortableOperations(BaseOperations):
         Return the new value, or ``None`` when the live value is not an
         integer or the result would overflow (nothing is changed then).
         """
+        rounds = 0
         while True:
             params = self.incr_params(store, key, delta, now)
             result = self.incr_existing(connection, store, key, delta, now)
@@ -278,7 +292,8 @@ class PortableOperations(BaseOperations):
             counter = StoredRow(store, key, None, delta, INTEGER_FORMAT, None, now)
             if self.update(connection, self.sql_replace_expired, row_params(counter, now=now)):
                 return delta
-            if self.insert(connection, counter):
+            error = self.insert(connection, counter)
+            if error is None:
                 return delta
             live = self.live_row(connection, params)
             if live is not None:
@@ -288,6 +303,7 @@ class PortableOperations(BaseOperations):
                 ):
                     return None
             # Gone, expired or become a counter meanwhile: again, now.
+            rounds = self.again(error, rounds)
             now = self.now(connection)
 
     def incr_existing(
