@@ -16,13 +16,16 @@ every test passes.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import tarfile
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.sdists import download_sdist  # noqa: E402  (run as a script: ROOT first)
+
 #: The release whose tests are run, and the module taken from its sdist.
 REQUIREMENT = "django-keyval==0.1.2"
 MEMBER = "django_keyval/tests.py"
@@ -32,23 +35,7 @@ PACKAGE = "keyval_012"
 
 def fetch(directory: Path) -> None:
     """Download the 0.1.2 sdist into ``directory``; put its test module in ``PACKAGE``."""
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--no-deps",
-            "--no-binary",
-            ":all:",
-            REQUIREMENT,
-            "--dest",
-            str(directory),
-        ],
-        check=True,
-    )
-    [sdist] = directory.glob("django_keyval-0.1.2.tar.gz")
+    sdist = download_sdist(REQUIREMENT, directory)
     with tarfile.open(sdist) as archive:
         member = next(name for name in archive.getnames() if name.endswith("/" + MEMBER))
         extracted = archive.extractfile(member)
@@ -65,7 +52,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="keyval-012-") as folder:
         directory = Path(folder)
         fetch(directory)
-        sys.path[:0] = [str(ROOT), str(directory)]
+        sys.path.insert(0, str(directory))
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 
         import django

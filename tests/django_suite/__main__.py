@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -26,6 +25,8 @@ import time
 import unittest
 import warnings
 from pathlib import Path
+
+from tests.sdists import download_sdist
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 DOWNLOADS = REPOSITORY / ".django-suite"
@@ -39,23 +40,7 @@ def django_tests_folder(version: str) -> Path:
         return folder
     DOWNLOADS.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=DOWNLOADS) as download:
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--quiet",
-                "--no-deps",
-                "--no-binary",
-                ":all:",
-                f"django=={version}",
-                "--dest",
-                download,
-            ],
-            check=True,
-        )
-        (archive,) = Path(download).glob("*.tar.gz")
+        archive = download_sdist(f"django=={version}", Path(download))
         prefix = f"{archive.name.removesuffix('.tar.gz')}/tests/cache/"
         with tarfile.open(archive) as sdist:
             members = [member for member in sdist.getmembers() if member.name.startswith(prefix)]
