@@ -158,7 +158,7 @@ class PortableRoundTripTests(TransactionTestCase):
             "set overwrite": (1, lambda: kv.set("k", "w")),
             "set new": (3, lambda: kv.set("new", 1)),
             "add new": (2, lambda: kv.add("added", 1)),
-            "add of a live key": (4, lambda: kv.add("k", 1)),
+            "add of a live key": (3, lambda: kv.add("k", 1)),
             "get": (1, lambda: kv.get("k")),
             "delete": (1, lambda: kv.delete("added")),
             "pop": (2, lambda: kv.pop("new")),

@@ -58,7 +58,7 @@ class PortableOperations(BaseOperations):
 
     Round trips per operation (without a transaction of the caller's):
     ``get``, ``exists``, ``delete``, ``touch``, ``count``: 1; ``set`` of a
-    live key: 1, of a new key: 3; ``add``: 2 (4 when a live pair is there);
+    live key: 1, of a new key: 3; ``add``: 2 (3 when a live pair is there);
     ``pop``: 2; ``incr`` of an existing counter: 2 in a transaction, of a new
     one 5; ``set_many``: ``set`` for each pair, in one transaction;
     ``cull``: 2 per batch.
