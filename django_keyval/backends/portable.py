@@ -140,8 +140,9 @@ class PortableOperations(BaseOperations):
         self.sql_live_row = (
             f"SELECT {self.integer}, {self.format} FROM {t} WHERE {key} AND {self.named_live}"
         )
+        # Oldest expiry first: a range of the expiry index.
         self.sql_cull_select = (
-            f"SELECT {self.id} FROM {t} WHERE {expires} <= %(now)s ORDER BY {self.id}"
+            f"SELECT {self.id} FROM {t} WHERE {expires} <= %(now)s ORDER BY {expires}"
         )
 
     def build_bounded_store_statements(self) -> None:
@@ -256,9 +257,11 @@ class PortableOperations(BaseOperations):
                 # The latest version of the row, locked until the caller's
                 # transaction ends (a plain read could see an older snapshot).
                 pairs = pairs.select_for_update()
-            row = pairs.values_list(
-                "id", "version", "value", "integer_value", "serializer", "expires_at"
-            ).first()
+            columns = ("id", "version", "value", "integer_value", "serializer", "expires_at")
+            read = pairs.values_list(*columns).first
+            # Outside a transaction a busy database is waited out, as
+            # execute() does for the other statements.
+            row = read() if connection.in_atomic_block else self.retrying(read)
             if row is None:
                 return None
             row_id, version, value, integer, serializer_name, expires_at = row
