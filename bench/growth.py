@@ -213,7 +213,7 @@ def growth_text(figures: dict[str, Any]) -> str:
 
 
 def growth_targets(alias: str, figures: dict[str, Any]) -> list[dict[str, Any]]:
-    """Return the growth targets of the issue, measured on ``alias``."""
+    """Return the growth targets (see ``bench/README.rst``), measured on ``alias``."""
     size, name = figures["size"], figures["name"]
     growth = (
         figures["get_large"]["keyval"]["median_us"] / figures["get_small"]["keyval"]["median_us"]

@@ -4,7 +4,7 @@ Run from the repository root::
 
     python bench/run.py                      # every reachable database
     python bench/run.py --quick              # seconds; what CI runs
-    python bench/run.py --databases sqlite-wal,postgresql --json out.json --plot out.png
+    python bench/run.py --databases sqlite-wal,postgresql --json out.json --plot charts/
     python bench/run.py --growth --databases sqlite
 
 The method is described in ``bench/README.rst``. The exit status is 0 when
@@ -84,7 +84,11 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="FILE",
         help="write the tables, targets and growth figures as reStructuredText to FILE",
     )
-    parser.add_argument("--plot", metavar="FILE", help="draw the ratios to the floor to FILE (PNG)")
+    parser.add_argument(
+        "--plot",
+        metavar="DIRECTORY",
+        help="draw a chart per database of the ratios to the floor (DIRECTORY/bench-ALIAS.png)",
+    )
     parser.add_argument(
         "--growth", action="store_true", help="also measure growth (slow at the default size)"
     )
@@ -589,7 +593,9 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
     figures["machine"]["load_average_at_end"] = " ".join(f"{load:.2f}" for load in os.getloadavg())
     figures["targets"] = check_targets(figures["results"], figures["growth"])
     print_targets(figures["targets"], quick=options.quick)
-    write_reports(figures, json_path=options.json, rst_path=options.rst, plot_path=options.plot)
+    write_reports(
+        figures, json_path=options.json, rst_path=options.rst, plot_directory=options.plot
+    )
     return figures
 
 
