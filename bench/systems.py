@@ -19,6 +19,7 @@ from django.db import connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from django_keyval.encoding import encode_value
 from django_keyval.exceptions import KeyNotFoundError
 from django_keyval.models import KeyVal, KeyValPair
 from django_keyval.serializers import get_serializer
@@ -352,7 +353,6 @@ class ORMSystem(System):
         super().__init__()
         self.alias = alias
         self.store = store
-        self.serializer = get_serializer("pickle")
         self.kv = KeyVal(store, using=alias)
         self.objects = KeyValPair.objects.using(alias)
         self.calls = {
@@ -370,21 +370,17 @@ class ORMSystem(System):
             "set_many": self.set_many,
         }
 
-    def _fields(self, value: Any) -> dict[str, Any]:
-        if type(value) is int:
-            return {"value": None, "integer_value": value, "serializer": "int"}
-        return {
-            "value": self.serializer.dumps(value),
-            "integer_value": None,
-            "serializer": "pickle",
-        }
+    def _fields(self, key: str, value: Any) -> dict[str, Any]:
+        # The row KeyVal would write: a pickle signed for its store and key.
+        data, integer, serializer = encode_value(self.store, key, value, "pickle")
+        return {"value": data, "integer_value": integer, "serializer": serializer}
 
     def _live(self) -> Q:
         return Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
 
     def set(self, key: str, value: Any) -> bool:
         """``update_or_create``."""
-        defaults = {**self._fields(value), "expires_at": None, "updated_at": timezone.now()}
+        defaults = {**self._fields(key, value), "expires_at": None, "updated_at": timezone.now()}
         _, created = self.objects.update_or_create(store=self.store, key=key, defaults=defaults)
         return created
 
@@ -417,7 +413,7 @@ class ORMSystem(System):
 
     def add(self, key: str, value: Any) -> bool:
         """``get_or_create``."""
-        defaults = {**self._fields(value), "updated_at": timezone.now()}
+        defaults = {**self._fields(key, value), "updated_at": timezone.now()}
         _, created = self.objects.get_or_create(store=self.store, key=key, defaults=defaults)
         return created
 
@@ -429,7 +425,7 @@ class ORMSystem(System):
                 integer_value=F("integer_value") + delta, updated_at=timezone.now()
             ):
                 self.objects.create(
-                    store=self.store, key=key, **self._fields(delta), updated_at=timezone.now()
+                    store=self.store, key=key, **self._fields(key, delta), updated_at=timezone.now()
                 )
                 return delta
             return int(pairs.values_list("integer_value", flat=True).get())
@@ -443,7 +439,7 @@ class ORMSystem(System):
         """``bulk_create(update_conflicts=True)`` in a transaction."""
         now = timezone.now()
         pairs = [
-            KeyValPair(store=self.store, key=key, **self._fields(value), updated_at=now)
+            KeyValPair(store=self.store, key=key, **self._fields(key, value), updated_at=now)
             for key, value in mapping.items()
         ]
         connection = connections[self.alias]
