@@ -350,12 +350,13 @@ class KeyValPairAdmin(_PairAdmin):
                     KeyVal(store, using=using).flush()
             self.message_user(
                 request,
-                ngettext(
-                    "Flushed %(stores)d store (%(pairs)d pairs deleted).",
-                    "Flushed %(stores)d stores (%(pairs)d pairs deleted).",
-                    len(selected),
-                )
-                % {"stores": len(selected), "pairs": deleted},
+                gettext("Flushed %(stores)s (%(pairs)s deleted).")
+                % {
+                    "stores": ngettext("%(count)d store", "%(count)d stores", len(selected))
+                    % {"count": len(selected)},
+                    "pairs": ngettext("%(count)d pair", "%(count)d pairs", deleted)
+                    % {"count": deleted},
+                },
                 messages.SUCCESS,
             )
             return None  # back to the list

@@ -456,9 +456,15 @@ class KeyVal(AsyncMethods):
             if serializer_name != INTEGER_FORMAT:
                 what = "is not an integer"
                 with suppress(KeyValError):
-                    if type(self._decode(key, data, integer, serializer_name)) is int:
+                    current = self._decode(key, data, integer, serializer_name)
+                    if type(current) is int:
                         # Stored pickled: it does not fit the integer column.
                         what = "is an integer outside the signed 64-bit range incr works in"
+                    else:
+                        what = f"is not an integer but a {type(current).__name__}"
+                        shown = _short_repr(current)
+                        if shown is not None:
+                            what += f", {shown}"
                 raise NotAnIntegerError(f"the value of key {key!r} in store {self._name!r} {what}")
             if not create and INT64_MIN <= integer + delta <= INT64_MAX:
                 continue  # changed meanwhile (expired, or set again): try again
@@ -965,6 +971,17 @@ def _cull_on_write(connection: BaseDatabaseWrapper, operations: BaseOperations, 
     _timed_writes += 1
     if _timed_writes % every == 0:
         operations.cull(connection, now, keyval_settings.CULL_BATCH_SIZE)
+
+
+def _short_repr(value: Any, length: int = 40) -> str | None:
+    """Return the ``repr()`` of ``value`` cut to ``length`` characters; ``None`` if it fails."""
+    if type(value) in (str, bytes) and len(value) > length:
+        value = value[:length]  # no need to repr megabytes to show a few characters
+    try:
+        text = repr(value)
+    except Exception:  # a user class whose __repr__ fails, an int too long for text
+        return None
+    return text if len(text) <= length else text[: length - 1] + "…"
 
 
 def _prefix_upper_bound(prefix: str) -> str | None:

@@ -1105,7 +1105,7 @@ class ActionTests(AdminTestCase):
         self.assertContains(response, "Are you sure you want to flush this store?")
         self.assertContains(response, "In all, 1 pair will be deleted.")
         response = self.client.post(CHANGELIST, {**data, "post": "yes"}, follow=True)
-        self.assertContains(response, "Flushed 1 store (1 pairs deleted).")
+        self.assertContains(response, "Flushed 1 store (1 pair deleted).")
         self.assertEqual(KeyVal.stores(), ["alpha", "beta"])
 
     def test_delete_selected(self) -> None:

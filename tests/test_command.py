@@ -225,12 +225,12 @@ class CommandFormTests(TestCase):
         tmp = tempfile.mkdtemp(prefix="keyval-command-")
         self.addCleanup(shutil.rmtree, tmp)
         path = os.path.join(tmp, "a.jsonl")
-        self.assertEqual(run("export", "a", "-o", path), f"Exported 1 pairs to {path}.\n")
+        self.assertEqual(run("export", "a", "-o", path), f"Exported 1 pair to {path}.\n")
         self.assertEqual(run("export", "a"), Path(path).read_text(encoding="utf-8"))
         everything = run("export")
         self.assertEqual(len(everything.splitlines()), 2)
         KeyVal.flush_all()
-        self.assertEqual(run("import", path), "Imported 1 pairs.\n")
+        self.assertEqual(run("import", path), "Imported 1 pair.\n")
         self.assertEqual(run("import", "-", stdin=StringIO(everything)), "Imported 2 pairs.\n")
         self.assertEqual(run("import", stdin=StringIO(everything), verbosity=0), "")
         self.assertEqual(KeyVal("b").get("y"), [2])
@@ -586,6 +586,35 @@ class KeyCommandTests(TestCase):
                 run("-c", command, "-n", "s", "-k", "k")
         self.assertEqual(KeyVal("s").get("k"), huge)
 
+    def test_incr_of_a_number_stored_as_text_says_how_to_store_it(self) -> None:
+        run("-c", "set", "-n", "s", "-k", "count", "-V", "5")
+        for command in ("incr", "decr"):
+            with (
+                self.subTest(command),
+                self.assertRaisesMessage(
+                    CommandError,
+                    "the value of key 'count' in store 's' is not an integer but a str, '5'; "
+                    "it was stored as text. To store the number, set it with --json: "
+                    "keyval set s count 5 --json",
+                ),
+            ):
+                run("-c", command, "-n", "s", "-k", "count")
+        self.assertEqual(KeyVal("s").get("count"), "5")
+        KeyVal("my store").set("the count", " -12 ")
+        with self.assertRaisesMessage(
+            CommandError, "--json: keyval set 'my store' 'the count' -12 --json"
+        ):
+            run("incr", "my store", "the count")
+        KeyVal("s").set("list", [1, 2])
+        with self.assertRaises(CommandError) as raised:
+            run("incr", "s", "list")
+        self.assertEqual(
+            str(raised.exception),
+            "the value of key 'list' in store 's' is not an integer but a list, [1, 2]",
+        )
+        run("-c", "set", "-n", "s", "-k", "count", "-V", "5", "--json")
+        self.assertEqual(run("-c", "incr", "-n", "s", "-k", "count"), "6\n")
+
     def test_incr_and_decr(self) -> None:
         self.assertEqual(run("-c", "incr", "-n", "s", "-k", "n"), "1\n")
         self.assertEqual(run("-c", "incr", "-n", "s", "-k", "n", "--delta", "10"), "11\n")
@@ -691,10 +720,32 @@ class StoreCommandTests(TestCase):
         KeyValPair.objects.filter(key="old").update(
             expires_at=timezone.now() - datetime.timedelta(seconds=1)
         )
-        self.assertEqual(run("-c", "cull"), "Deleted 1 expired pairs.\n")
+        self.assertEqual(run("-c", "cull"), "Deleted 1 expired pair.\n")
         self.assertFalse(KeyValPair.objects.filter(key="old").exists())
         self.assertTrue(KeyVal("b").exists("later"))
         self.assertEqual(run("-c", "cull"), "Deleted 0 expired pairs.\n")
+
+    def test_counts_are_singular_for_one(self) -> None:
+        KeyVal.flush_all()
+        KeyVal("one").set("k", 1)
+        KeyVal("two").set_many({"a": 1, "b": 2})
+        path = os.path.join(tempfile.mkdtemp(prefix="keyval-plural-"), "one.jsonl")
+        self.addCleanup(shutil.rmtree, os.path.dirname(path))
+        self.assertEqual(run("export", "one", "-o", path), f"Exported 1 pair to {path}.\n")
+        self.assertEqual(run("import", path), "Imported 1 pair.\n")
+        with mock.patch("builtins.input", return_value="no") as prompt:
+            run("flush", "one")
+            run("flush", "two")
+        questions = " ".join(call.args[0] for call in prompt.call_args_list)
+        self.assertIn("permanently delete 1 pair of store 'one'.", questions)
+        self.assertIn("permanently delete all 2 pairs of store 'two'.", questions)
+        self.assertEqual(run("flush", "one", "--noinput"), "Deleted 1 pair of store 'one'.\n")
+        self.assertEqual(run("flush", "two", "--noinput"), "Deleted 2 pairs of store 'two'.\n")
+        KeyVal("three").set("k", 1)
+        self.assertEqual(run("flush_all", "--noinput"), "Deleted 1 pair.\n")
+        KeyVal("four").set("k", 1, timeout=60)
+        KeyValPair.objects.update(expires_at=timezone.now() - datetime.timedelta(seconds=1))
+        self.assertEqual(run("cull"), "Deleted 1 expired pair.\n")
 
     def test_database(self) -> None:
         other = ("--database", "other")
@@ -710,7 +761,7 @@ class StoreCommandTests(TestCase):
         KeyValPair.objects.using("other").filter(key="old").update(
             expires_at=timezone.now() - datetime.timedelta(seconds=1)
         )
-        self.assertEqual(run("-c", "cull", *other), "Deleted 1 expired pairs.\n")
+        self.assertEqual(run("-c", "cull", *other), "Deleted 1 expired pair.\n")
         self.assertEqual(run("-c", "flush_all", "--noinput", *other), "Deleted 2 pairs.\n")
         self.assertEqual(KeyValPair.objects.using("other").count(), 0)
         self.assertEqual(KeyValPair.objects.count(), 4)
@@ -934,7 +985,7 @@ class ExportImportTests(TempDirMixin, TestCase):
         )
         self.assertEqual(
             run("-c", "import", stdin=StringIO(lines)),
-            "Imported 1 pairs (1 already expired, skipped).\n",
+            "Imported 1 pair (1 already expired, skipped).\n",
         )
         self.assertEqual(rows()[0][:2], ("s", "new"))
         self.assertEqual(len(rows()), 1)
@@ -1054,6 +1105,49 @@ class TamperedPickleTests(TempDirMixin, TestCase):
 class SubprocessTests(TempDirMixin, TestCase):
     """The command run by the example project's manage.py, as a shell script would."""
 
+    def copy_project(self) -> None:
+        """Copy the example project, so its database is created in the copy."""
+        self.project = os.path.join(self.tmp, "example")
+        shutil.copytree(
+            REPO / "example",
+            self.project,
+            ignore=shutil.ignore_patterns("*.sqlite3", "__pycache__"),
+        )
+
+    def test_an_unreachable_database_is_one_line_naming_it(self) -> None:
+        self.copy_project()
+        missing_directory = os.path.join(self.tmp, "no such directory", "db.sqlite3")
+        databases = {
+            "sqlite": {"ENGINE": "django.db.backends.sqlite3", "NAME": missing_directory},
+            # Port 1: nothing listens there, so the connection is refused at once.
+            "postgresql": {
+                "ENGINE": "django.db.backends.postgresql",
+                "HOST": "127.0.0.1",
+                "PORT": "1",
+                "NAME": "keyval",
+                "USER": "postgres",
+            },
+        }
+        for vendor, database in databases.items():
+            with self.subTest(vendor):
+                Path(self.project, "example", f"unreachable_{vendor}.py").write_text(
+                    "from example.settings import *  # noqa: F403\n"
+                    f"DATABASES = {{'default': {database!r}, 'backup': {database!r}}}\n"
+                )
+                settings = f"--settings=example.unreachable_{vendor}"
+                for args, alias in [
+                    (("get", "s", "k"), "'default'"),
+                    (("stores", "--database", "backup"), "'backup'"),
+                ]:
+                    failed = self.manage("keyval", *args, settings)
+                    self.assertEqual(failed.returncode, 1)
+                    self.assertEqual(failed.stdout, "")
+                    self.assertTrue(
+                        failed.stderr.startswith(f"CommandError: database {alias}: "),
+                        failed.stderr,
+                    )
+                    self.assertEqual(failed.stderr.count("\n"), 1, failed.stderr)
+
     def manage(self, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[str]:
         environment = {**os.environ, "PYTHONPATH": str(REPO)}
         environment.pop("DJANGO_SETTINGS_MODULE", None)
@@ -1162,7 +1256,7 @@ class SubprocessTests(TempDirMixin, TestCase):
         )
         self.manage("keyval", "-c", "flush_all", "--noinput")
         imported = self.manage("keyval", "-c", "import", "-i", "-", stdin=exported.stdout.encode())
-        self.assertEqual((imported.returncode, imported.stdout), (0, "Imported 1 pairs.\n"))
+        self.assertEqual((imported.returncode, imported.stdout), (0, "Imported 1 pair.\n"))
         not_utf8 = self.manage(
             "keyval", "-c", "import", stdin=exported.stdout.encode() + b'{"key": "\xff"}\n'
         )

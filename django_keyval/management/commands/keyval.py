@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import sys
 from collections.abc import Callable, Iterator
@@ -17,9 +18,9 @@ from django.core.management.base import (
     CommandParser,
     DjangoHelpFormatter,
 )
-from django.db import connections, router, transaction
+from django.db import DatabaseError, connections, router, transaction
 
-from ...exceptions import KeyValError
+from ...exceptions import KeyValError, NotAnIntegerError
 from ...listing import listing_lines
 from ...models import KeyVal
 from ...serializers import check_json_value, parse_json
@@ -134,6 +135,16 @@ USAGE = (
 
 class _HelpFormatter(DjangoHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Django's option order, with the description's line breaks kept."""
+
+
+def _count(number: int, noun: str) -> str:
+    """Return ``"1 pair"``, ``"2 pairs"``: ``number`` and ``noun``, plural but for one."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def _all(number: int, noun: str) -> str:
+    """Return ``"all 2 pairs"``, but ``"1 pair"``: for a question about all of them."""
+    return _count(number, noun) if number == 1 else f"all {_count(number, noun)}"
 
 
 def _discard_process_stdout(stream: Any) -> None:
@@ -275,10 +286,23 @@ class Command(BaseCommand):
             getattr(self, f"command_{name}")(options)
         except KeyValError as error:
             raise CommandError(str(error)) from error
+        except DatabaseError as error:
+            # A database that cannot be reached (or lacks the table) is one
+            # line, like every other failure, naming the database.
+            detail = " ".join(str(error).split())
+            raise CommandError(f"database {self.database_name()}: {detail}") from error
         except RecursionError:
             # A value nested so deeply that printing, checking or pickling it
             # exhausts Python's stack.
             raise CommandError("the value is nested too deeply to handle") from None
+
+    def database_name(self) -> str:
+        """Name the database the command uses: ``--database``, or the routers' choice."""
+        if self.using is not None:
+            return repr(self.using)
+        model = get_model_class()
+        aliases = dict.fromkeys([router.db_for_read(model), router.db_for_write(model)])
+        return " or ".join(repr(alias) for alias in aliases)
 
     def command_name(self, options: dict[str, Any]) -> str:
         """Return the command to run, with ``options`` filled the same way for either form.
@@ -445,11 +469,31 @@ class Command(BaseCommand):
 
     def command_incr(self, options: dict[str, Any]) -> None:
         """Add to an integer value and print the result."""
-        self.stdout.write(str(self.store(options).incr(options["key"], self._delta(options))))
+        self.add(options, self._delta(options))
 
     def command_decr(self, options: dict[str, Any]) -> None:
         """Subtract from an integer value and print the result."""
-        self.stdout.write(str(self.store(options).decr(options["key"], self._delta(options))))
+        self.add(options, -self._delta(options))
+
+    def add(self, options: dict[str, Any], delta: int) -> None:
+        """Add ``delta`` to the value of the key and print the result.
+
+        A value stored as the text of a number (``set`` without ``--json``)
+        is not an integer: the error says so, and how to store the number.
+        """
+        kv = self.store(options)
+        key = options["key"]
+        try:
+            self.stdout.write(str(kv.incr(key, delta)))
+        except NotAnIntegerError as error:
+            value = kv.get_default(key)
+            if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+                command = shlex.join(["keyval", "set", kv.name, key, value.strip(), "--json"])
+                raise CommandError(
+                    f"{error}; it was stored as text. To store the number, set it "
+                    f"with --json: {command}"
+                ) from error
+            raise
 
     # -- whole stores --------------------------------------------------------------
 
@@ -494,24 +538,25 @@ class Command(BaseCommand):
         """Delete every pair of a store, after confirmation."""
         kv = self.store(options)
         question = (
-            f"This will permanently delete all {kv.count()} pairs of store {kv.name!r}. "
+            f"This will permanently delete {_all(kv.count(), 'pair')} of store {kv.name!r}. "
             "Are you sure?"
         )
         if self.confirm(question, options):
             alias = self.using or router.db_for_write(get_model_class(), store=kv.name)
             deleted = self.count_and_run(alias, kv.name, KeyVal(kv.name, using=alias).flush)
-            self.say(f"Deleted {deleted} pairs of store {kv.name!r}.")
+            self.say(f"Deleted {_count(deleted, 'pair')} of store {kv.name!r}.")
 
     def command_flush_all(self, options: dict[str, Any]) -> None:
         """Delete every pair of every store, after confirmation."""
         stores = KeyVal.stores(using=self.using)
         question = (
-            f"This will permanently delete every pair of all {len(stores)} stores. Are you sure?"
+            f"This will permanently delete every pair of {_all(len(stores), 'store')}. "
+            "Are you sure?"
         )
         if self.confirm(question, options):
             alias = self.using or router.db_for_write(get_model_class())
             deleted = self.count_and_run(alias, None, lambda: KeyVal.flush_all(using=alias))
-            self.say(f"Deleted {deleted} pairs.")
+            self.say(f"Deleted {_count(deleted, 'pair')}.")
 
     @staticmethod
     def count_and_run(alias: str, store: str | None, flush: Callable[[], None]) -> int:
@@ -527,7 +572,7 @@ class Command(BaseCommand):
 
     def command_cull(self, options: dict[str, Any]) -> None:
         """Delete expired pairs."""
-        self.say(f"Deleted {KeyVal.cull(using=self.using)} expired pairs.")
+        self.say(f"Deleted {_count(KeyVal.cull(using=self.using), 'expired pair')}.")
 
     # -- export and import -----------------------------------------------------------
 
@@ -555,7 +600,7 @@ class Command(BaseCommand):
         if bar is not None:
             bar.finish(count)
         if not to_stdout:
-            self.say(f"Exported {count} pairs to {path}.")
+            self.say(f"Exported {_count(count, 'pair')} to {path}.")
 
     def _write_stdout(self, lines: Iterator[str]) -> int:
         written = 0
@@ -571,7 +616,7 @@ class Command(BaseCommand):
             # The reader went away (``export | head``).
             _discard_process_stdout(self.stdout)
             raise CommandError(
-                f"the output was closed after {written} pairs; the export stopped there"
+                f"the output was closed after {_count(written, 'pair')}; the export stopped there"
             ) from None
 
     def _write_file(self, path: str, lines: Iterator[str]) -> int:
@@ -624,4 +669,4 @@ class Command(BaseCommand):
         if bar is not None:
             bar.finish(result.imported)
         skipped = f" ({result.expired} already expired, skipped)" if result.expired else ""
-        self.say(f"Imported {result.imported} pairs{skipped}.")
+        self.say(f"Imported {_count(result.imported, 'pair')}{skipped}.")
