@@ -43,11 +43,12 @@ ANY_OWNER = AnyOwner()
 
 def stored(store: str, key: str) -> tuple[Any, ...] | None:
     """Return a row's value columns, version and expiry as the table holds them."""
-    return (
+    row: tuple[Any, ...] | None = (
         KeyValPair.objects.filter(store=store, key=key)
         .values_list("value", "integer_value", "serializer", "version", "expires_at")
         .first()
     )
+    return row
 
 
 class VersionTests(TestCase):
@@ -334,7 +335,9 @@ class LockTests(TestCase):
         self.assertFalse(lock.locked())
         self.assertFalse(lock.owned())
         self.assertTrue(other.acquire(blocking=False))
-        self.assertGreater(other.token, lock.token)  # type: ignore[operator]
+        self.assertIsNotNone(other.token)
+        self.assertIsNotNone(lock.token)
+        self.assertGreater(int(other.token or 0), int(lock.token or 0))
 
     def test_context_manager(self) -> None:
         with self.kv.lock("job", timeout=30) as lock:
@@ -367,7 +370,8 @@ class LockTests(TestCase):
         second = self.kv.lock("job", timeout=30)
         self.assertTrue(second.acquire(blocking_timeout=10))
         self.assertGreaterEqual(time.monotonic() - started, 0.25)
-        self.assertGreater(second.token, first.token)  # type: ignore[operator]
+        self.assertIsNotNone(first.token)
+        self.assertGreater(int(second.token or 0), int(first.token or 0))
         self.assertFalse(first.owned())
 
     def test_release_after_the_lease_was_taken_raises_and_keeps_the_others_lock(self) -> None:
@@ -435,7 +439,7 @@ class LockTests(TestCase):
         lock.release()
         lock.acquire()
         tokens.append(lock.token)
-        self.assertEqual(tokens, sorted(set(tokens)))  # type: ignore[type-var]
+        self.assertEqual(tokens, sorted({int(token or 0) for token in tokens}))
         self.assertEqual(tokens[:3], [1, 2, 3])
 
     def test_locks_are_per_name_and_per_store(self) -> None:
