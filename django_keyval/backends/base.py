@@ -412,19 +412,61 @@ class BaseOperations:
         self, connection: BaseDatabaseWrapper, store: str, keys: Sequence[str], now: Any
     ) -> list[ValueRow]:
         """Return a :class:`ValueRow` for each live pair among ``keys``."""
-        rows: list[ValueRow] = []
+        columns = f"{self.key}, {self.value}, {self.integer}, {self.format}, {self.expires}"
+        rows = self.select_keys(connection, store, keys, columns, f"AND {self.live}", now)
+        return [ValueRow._make(row) for row in rows]
+
+    def select_keys(
+        self,
+        connection: BaseDatabaseWrapper,
+        store: str,
+        keys: Sequence[str],
+        columns: str,
+        condition: str = "",
+        *params: Any,
+    ) -> list[tuple[Any, ...]]:
+        """Return ``columns`` of the rows of ``store`` among ``keys`` that meet ``condition``.
+
+        ``condition`` (``"AND ..."``) takes ``params``; the keys go in
+        batches under the parameter limit, one statement each.
+        """
+        rows: list[tuple[Any, ...]] = []
         with connection.cursor() as cursor:
-            for batch in self.batches(keys, 1):
+            for batch in self.batches(keys, 1, extra=1 + len(params)):
                 marks = ", ".join(["%s"] * len(batch))
                 self.execute(
                     cursor,
-                    f"SELECT {self.key}, {self.value}, {self.integer}, {self.format}, "
-                    f"{self.expires} FROM {self.table} WHERE {self.store} = %s "
-                    f"AND {self.key} IN ({marks}) AND {self.live}",
-                    (store, *batch, now),
+                    f"SELECT {columns} FROM {self.table} WHERE {self.store} = %s "
+                    f"AND {self.key} IN ({marks}) {condition}",
+                    (store, *batch, *params),
                 )
-                rows.extend(ValueRow._make(row) for row in cursor.fetchall())
+                rows.extend(cursor.fetchall())
         return rows
+
+    def delete_keys(
+        self,
+        connection: BaseDatabaseWrapper,
+        store: str,
+        keys: Sequence[str],
+        condition: str,
+        *params: Any,
+    ) -> int:
+        """Delete the rows of ``store`` among ``keys`` that meet ``condition``; return how many.
+
+        As :meth:`select_keys`, one statement per batch of keys.
+        """
+        deleted = 0
+        with connection.cursor() as cursor:
+            for batch in self.batches(keys, 1, extra=1 + len(params)):
+                marks = ", ".join(["%s"] * len(batch))
+                self.execute(
+                    cursor,
+                    f"DELETE FROM {self.table} WHERE {self.store} = %s "
+                    f"AND {self.key} IN ({marks}) {condition}",
+                    (store, *batch, *params),
+                )
+                deleted += cursor.rowcount
+        return deleted
 
     def set_many(self, connection: BaseDatabaseWrapper, rows: Sequence[StoredRow]) -> None:
         """Insert or overwrite many pairs (written at the same time), a few statements in all."""
@@ -453,18 +495,7 @@ class BaseOperations:
         self, connection: BaseDatabaseWrapper, store: str, keys: Sequence[str], now: Any
     ) -> int:
         """Delete the live pairs among ``keys``; return how many there were."""
-        deleted = 0
-        with connection.cursor() as cursor:
-            for batch in self.batches(keys, 1):
-                marks = ", ".join(["%s"] * len(batch))
-                self.execute(
-                    cursor,
-                    f"DELETE FROM {self.table} WHERE {self.store} = %s "
-                    f"AND {self.key} IN ({marks}) AND {self.live}",
-                    (store, *batch, now),
-                )
-                deleted += cursor.rowcount
-        return deleted
+        return self.delete_keys(connection, store, keys, f"AND {self.live}", now)
 
     # -- whole stores ----------------------------------------------------------
 
@@ -631,36 +662,14 @@ class BaseOperations:
 
         Expired rows are included, for the caller to tell and delete.
         """
-        rows: list[ValueRow] = []
-        with connection.cursor() as cursor:
-            for batch in self.batches(keys, 1, extra=1):
-                marks = ", ".join(["%s"] * len(batch))
-                self.execute(
-                    cursor,
-                    f"SELECT {self.key}, {self.value}, {self.integer}, {self.format}, "
-                    f"{self.expires} FROM {self.table} "
-                    f"WHERE {self.store} = %s AND {self.key} IN ({marks})",
-                    (store, *batch),
-                )
-                rows.extend(ValueRow._make(row) for row in cursor.fetchall())
-        return rows
+        columns = f"{self.key}, {self.value}, {self.integer}, {self.format}, {self.expires}"
+        return [ValueRow._make(row) for row in self.select_keys(connection, store, keys, columns)]
 
     def delete_expired_keys(
         self, connection: BaseDatabaseWrapper, store: str, keys: Sequence[str], now: Any
     ) -> int:
         """Delete those of ``keys`` whose pair has expired (not one set again); return how many."""
-        deleted = 0
-        with connection.cursor() as cursor:
-            for batch in self.batches(keys, 1):
-                marks = ", ".join(["%s"] * len(batch))
-                self.execute(
-                    cursor,
-                    f"DELETE FROM {self.table} WHERE {self.store} = %s "
-                    f"AND {self.key} IN ({marks}) AND {self.expires} <= %s",
-                    (store, *batch, now),
-                )
-                deleted += cursor.rowcount
-        return deleted
+        return self.delete_keys(connection, store, keys, f"AND {self.expires} <= %s", now)
 
     # -- versions, compare-and-set and locks -------------------------------------
     #
@@ -764,19 +773,8 @@ class BaseOperations:
 
         (One statement per 1000 keys.)
         """
-        rows: list[tuple[Any, ...]] = []
-        with connection.cursor() as cursor:
-            for batch in self.batches(keys, 1):
-                marks = ", ".join(["%s"] * len(batch))
-                self.execute(
-                    cursor,
-                    f"SELECT {self.key}, {self.value}, {self.integer}, {self.format}, "
-                    f"{self.version} FROM {self.table} WHERE {self.store} = %s "
-                    f"AND {self.key} IN ({marks}) AND {self.live}",
-                    (store, *batch, now),
-                )
-                rows.extend(cursor.fetchall())
-        return rows
+        columns = f"{self.key}, {self.value}, {self.integer}, {self.format}, {self.version}"
+        return self.select_keys(connection, store, keys, columns, f"AND {self.live}", now)
 
     def cas(
         self, connection: BaseDatabaseWrapper, row: StoredRow, version: int, keep_expiry: bool
