@@ -56,7 +56,7 @@ from .backends import operations_for
 from .backends.base import StoredRow
 from .conf import keyval_settings
 from .encoding import check_value_size, decode_value, encode_value
-from .exceptions import TransferError
+from .exceptions import DeserializationError, TransferError
 from .models import KeyValPair
 from .serializers import (
     INTEGER_FORMAT,
@@ -74,6 +74,7 @@ from .validation import validate_key
 
 __all__ = [
     "ImportResult",
+    "SkippedPair",
     "TransferError",
     "count_pairs",
     "export_lines",
@@ -181,8 +182,20 @@ def count_pairs(using: str | None = None, store: str | None = None) -> int:
     return (pairs if store is None else pairs.filter(store=store)).count()
 
 
+class SkippedPair(NamedTuple):
+    """A pair :func:`export_lines` left out because its value cannot be read."""
+
+    store: str
+    key: str
+    #: Why: a failed signature check, a serializer that is not configured, ...
+    reason: str
+
+
 def export_lines(
-    using: str | None = None, store: str | None = None, progress: Progress | None = None
+    using: str | None = None,
+    store: str | None = None,
+    progress: Progress | None = None,
+    skipped: list[SkippedPair] | None = None,
 ) -> Iterator[str]:
     """Yield one JSON line (without newline) per live pair, by store then key.
 
@@ -196,6 +209,11 @@ def export_lines(
     store and key; it is never unpickled. Expired pairs are left out.
     Without ``store``, the export covers the stores of one database (see
     :meth:`~django_keyval.models.KeyVal.stores`).
+
+    With ``skipped``, a list, a pair whose value cannot be read (a failed
+    signature check, a serializer that is missing or fails, a value neither
+    JSON nor pickle can carry) is left out instead, and appended to it as a
+    :class:`SkippedPair`; the export goes on with the next pair.
     """
     if store is not None:
         KeyVal(store, using=using)  # checks the name (and alias) before any query
@@ -207,7 +225,14 @@ def export_lines(
     for name in stores:
         for row in stored_rows(KeyVal(name, using=alias), EXPORT_PAGE_SIZE):
             line: dict[str, Any] = {"store": name, "key": row.key}
-            line.update(_record(name, row.key, row.value, row.integer, row.serializer, candidates))
+            try:
+                record = _record(name, row.key, row.value, row.integer, row.serializer, candidates)
+            except (DeserializationError, TransferError) as error:
+                if skipped is None:
+                    raise
+                skipped.append(SkippedPair(name, row.key, str(error)))
+                continue
+            line.update(record)
             line["expires_at"] = _format_expiry(row.expires_at)
             yield json.dumps(line, ensure_ascii=True, allow_nan=False)
             exported += 1

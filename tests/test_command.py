@@ -955,10 +955,14 @@ class ExportImportTests(TempDirMixin, TestCase):
         with (
             mock.patch.object(transfer, "EXPORT_PAGE_SIZE", 2),
             mock.patch.object(ProgressBar, "INTERVAL", 0),
-            self.assertRaisesMessage(CommandError, "failed its signature check"),
+            self.assertRaisesMessage(CommandError, "1 pair could not be exported"),
         ):
             call_command("keyval", "-c", "export", stdout=StringIO(), stderr=stderr)
-        self.assertEqual(stderr.getvalue(), bar("exporting", 50, "2/4") + "\n")
+        # The bar's line ends before the list of skipped pairs starts.
+        progress, listed = stderr.getvalue().split("\n", 1)
+        self.assertTrue(progress.startswith(bar("exporting", 50, "2/4")), progress)
+        self.assertTrue(listed.startswith("Skipped key 'c' of store 's': "), listed)
+        self.assertIn("failed its signature check", listed)
 
     def test_import_from_stdin_overwrites_and_keeps_others(self) -> None:
         KeyVal("s").set("a", "old")
@@ -1080,26 +1084,43 @@ class TamperedPickleTests(TempDirMixin, TestCase):
         self.assertNotUnpickled()
         self.assertTrue(KeyValPair.objects.filter(key="evil").exists())
 
-    def test_export_stops_naming_store_and_key(self) -> None:
+    def test_export_skips_what_it_cannot_read_and_fails_at_the_end(self) -> None:
+        # A backup tool that stopped at the first bad row would be no backup tool.
         output = os.path.join(self.tmp, "export.jsonl")
-        for args in [(), ("-o", output), ("-n", "s", "-o", output)]:
+        KeyVal("t").set("kept", [1])
+        for args in [(), ("-o", output)]:
+            stdout, stderr = StringIO(), StringIO()
             with (
                 self.subTest(args),
                 self.assertRaisesMessage(
-                    CommandError, "the value of key 'evil' in store 's' failed its signature check"
+                    CommandError, "1 pair could not be exported (listed above); 3 pairs exported"
                 ),
             ):
-                run("-c", "export", *args)
+                call_command("keyval", "export", *args, stdout=stdout, stderr=stderr)
+            self.assertIn(
+                "Skipped key 'evil' of store 's': the value of key 'evil' in store 's' "
+                "failed its signature check",
+                stderr.getvalue(),
+            )
+            written = Path(output).read_text() if args else stdout.getvalue()
+            lines = [json.loads(line) for line in written.splitlines() if line.startswith("{")]
+            self.assertEqual(
+                [(line["store"], line["key"]) for line in lines],
+                [("s", "a"), ("s", "z"), ("t", "kept")],
+            )
         self.assertNotUnpickled()
-        self.assertFalse(os.path.exists(output))
-        self.assertEqual(os.listdir(self.tmp), [])  # no temporary file left behind either
+        self.assertEqual(os.listdir(self.tmp), ["export.jsonl"])  # no temporary file left behind
 
     def test_failed_export_keeps_an_earlier_file(self) -> None:
         output = Path(self.tmp, "export.jsonl")
         output.write_text("earlier\n")
-        with self.assertRaises(CommandError):
+        with (
+            mock.patch.object(transfer, "_format_expiry", side_effect=RuntimeError("stopped")),
+            self.assertRaisesMessage(RuntimeError, "stopped"),
+        ):
             run("-c", "export", "-o", str(output))
         self.assertEqual(output.read_text(), "earlier\n")
+        self.assertEqual(os.listdir(self.tmp), ["export.jsonl"])
 
 
 class SubprocessTests(TempDirMixin, TestCase):

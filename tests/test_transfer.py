@@ -180,6 +180,23 @@ class ExportTests(TestCase):
         self.assertFalse(os.path.exists(proof), "the forged pickle was unpickled")
         self.assertTrue(KeyValPair.objects.filter(key="evil").exists())
 
+    def test_export_with_skipped_leaves_out_what_it_cannot_read(self) -> None:
+        proof = os.path.join(tempfile.mkdtemp(prefix="keyval-skip-"), "pwned")
+        self.addCleanup(shutil.rmtree, os.path.dirname(proof))
+        KeyVal("s").set("a", 1)
+        insert_raw("s", "evil", forged_pickle(proof))
+        KeyVal("s", serializer="tests.helpers.ReversedJSONSerializer").set("custom", [1])
+        KeyVal("s").set("z", 2)
+        skipped: list[transfer.SkippedPair] = []
+        lines = [json.loads(line) for line in export_lines(skipped=skipped)]
+        self.assertEqual([line["key"] for line in lines], ["a", "z"])
+        self.assertEqual(
+            [(pair.store, pair.key) for pair in skipped], [("s", "custom"), ("s", "evil")]
+        )
+        self.assertIn("not configured", skipped[0].reason)
+        self.assertIn("failed its signature check", skipped[1].reason)
+        self.assertFalse(os.path.exists(proof))
+
     def test_custom_serializer_value_that_pickle_refuses(self) -> None:
         with override_settings(KEYVAL_SERIALIZER="tests.helpers.UnpicklableSerializer"):
             KeyVal("s").set("k", [1])

@@ -26,7 +26,7 @@ from ...models import KeyVal
 from ...serializers import check_json_value, parse_json
 from ...store import get_model_class
 from ...streams import CountedLines, ProgressBar, file_size, write_lines, write_lines_to_file
-from ...transfer import count_pairs, export_lines, import_lines
+from ...transfer import SkippedPair, count_pairs, export_lines, import_lines
 
 
 class Subcommand(NamedTuple):
@@ -588,8 +588,14 @@ class Command(BaseCommand):
             bar = ProgressBar(
                 self.stderr, "exporting", total, lambda done: done / total if total else 1.0
             )
+        # A pair that cannot be read is reported, not the end of the export:
+        # the others are written, and the command fails at the end.
+        skipped: list[SkippedPair] = []
         lines = export_lines(
-            using=self.using, store=options["name"], progress=None if bar is None else bar.update
+            using=self.using,
+            store=options["name"],
+            progress=None if bar is None else bar.update,
+            skipped=skipped,
         )
         try:
             count = self._write_stdout(lines) if to_stdout else self._write_file(path, lines)
@@ -601,6 +607,15 @@ class Command(BaseCommand):
             bar.finish(count)
         if not to_stdout:
             self.say(f"Exported {_count(count, 'pair')} to {path}.")
+        if skipped:
+            for pair in skipped:
+                self.stderr.write(
+                    f"Skipped key {pair.key!r} of store {pair.store!r}: {pair.reason}"
+                )
+            raise CommandError(
+                f"{_count(len(skipped), 'pair')} could not be exported (listed above); "
+                f"{_count(count, 'pair')} exported"
+            )
 
     def _write_stdout(self, lines: Iterator[str]) -> int:
         written = 0
