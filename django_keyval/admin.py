@@ -15,7 +15,7 @@ from django.contrib.admin import helpers
 from django.contrib.admin.views.main import ChangeList
 from django.db import router, transaction
 from django.db.models import Count, Q, QuerySet, Value
-from django.db.models.functions import Length, Lower, Substr
+from django.db.models.functions import Length, Substr
 from django.db.models.lookups import Contains
 from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -29,6 +29,7 @@ from django.utils.translation import gettext_lazy as _
 from .display import PREFIX_ATTRIBUTE, PREVIEW_BYTES, SIZE_ATTRIBUTE, decoded
 from .exceptions import PairChangedError
 from .forms import KeyValPairForm
+from .functions import UnicodeLower
 from .models import KeyVal, KeyValPair
 from .value_fields import VALUE_KINDS
 
@@ -171,16 +172,19 @@ class KeyValPairAdmin(_PairAdmin):
 
         Keys and stores use a binary collation (``"Key"`` and ``"key"`` are
         two keys), under which MariaDB's ``LIKE``, and so ``icontains``,
-        would tell case. Both sides are lowercased by the database instead,
-        so the search ignores case alike everywhere. Quoted words are kept
+        would tell case. Both sides are lowercased by the database instead
+        (every letter, not only ASCII ones: see
+        :class:`~django_keyval.functions.UnicodeLower`), so the search
+        ignores case alike everywhere. Quoted words are kept
         whole, as in Django's own admin search.
         """
         for word in smart_split(search_term):
             if word[0] in "\"'" and word[-1] == word[0] and len(word) > 1:
                 word = unescape_string_literal(word)
-            needle = Lower(Value(word))
+            needle = UnicodeLower(Value(word))
             queryset = queryset.filter(
-                Q(Contains(Lower("key"), needle)) | Q(Contains(Lower("store"), needle))
+                Q(Contains(UnicodeLower("key"), needle))
+                | Q(Contains(UnicodeLower("store"), needle))
             )
         return queryset, False
 

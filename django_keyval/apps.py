@@ -5,7 +5,7 @@ from django.utils.translation import gettext_lazy as _
 
 
 class KeyValConfig(AppConfig):
-    """Registers the system checks that keep the store on databases it supports."""
+    """Registers the system checks, and the SQL functions SQLite lacks."""
 
     name = "django_keyval"
     verbose_name = _("Key-value store")
@@ -13,3 +13,6 @@ class KeyValConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the checks)
+        from .functions import connect_sqlite_functions
+
+        connect_sqlite_functions()

@@ -286,6 +286,21 @@ class ChangeListTests(AdminTestCase):
                 response = self.client.get(CHANGELIST, {"q": term})
                 self.assertEqual(self.result_keys(response), expected)
 
+    def test_search_folds_the_case_of_every_letter(self) -> None:
+        # SQLite's own LOWER() folds ASCII letters only.
+        KeyVal("Ünïcode").set("kéy", 1)
+        KeyVal("plain").set("ΣΟΦΙΑ", 2)
+        KeyVal("plain").set("key", 3)
+        for term, expected in (
+            ("KÉY", [("Ünïcode", "kéy")]),
+            ("üNÏ", [("Ünïcode", "kéy")]),
+            ("σοφ", [("plain", "ΣΟΦΙΑ")]),
+            ("KEY", [("plain", "key")]),
+        ):
+            with self.subTest(term=term):
+                response = self.client.get(CHANGELIST, {"q": term})
+                self.assertEqual(self.result_keys(response), expected)
+
     def test_paginated(self) -> None:
         KeyVal("s").set_many({f"k{number:03}": number for number in range(105)})
         response = self.client.get(CHANGELIST)
