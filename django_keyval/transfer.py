@@ -85,6 +85,9 @@ __all__ = [
 EXPORT_PAGE_SIZE = 1000
 #: Pairs written per batch of statements while importing.
 IMPORT_CHUNK_SIZE = 1000
+#: Value bytes held before a batch is written while importing, at most (a
+#: larger value goes alone), so that import memory is bounded in bytes too.
+IMPORT_CHUNK_BYTES = 8 * 1024 * 1024
 
 _FIELDS = {"store", "key", "value", "pickle", "serializer", "expires_at"}
 _VALUE_FIELDS = ("value", "pickle")
@@ -386,11 +389,14 @@ def import_lines(
     # Keyed by (store, key): one statement may not touch a row twice
     # (PostgreSQL's ON CONFLICT refuses), and a later line wins anyway.
     pending: dict[tuple[str, str], StoredRow] = {}
+    pending_bytes = 0
     imported = expired = 0
 
     def write() -> None:
+        nonlocal pending_bytes
         operations.set_many(connection, list(pending.values()))
         pending.clear()
+        pending_bytes = 0
 
     with transaction.atomic(using=alias):
         for number, line in enumerate(lines, start=1):
@@ -410,7 +416,10 @@ def import_lines(
                 expired += 1
                 continue
             row = StoredRow(store, key, data, integer, serializer_name, adapt(expires_at), db_now)
+            if data is not None and pending and pending_bytes + len(data) > IMPORT_CHUNK_BYTES:
+                write()
             pending[(store, key)] = row
+            pending_bytes += 0 if data is None else len(data)
             imported += 1
             if len(pending) >= IMPORT_CHUNK_SIZE:
                 write()

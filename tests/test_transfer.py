@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+import tracemalloc
 from typing import Any
 from unittest import mock
 
@@ -703,3 +704,51 @@ class RoundTripTests(TestCase):
         KeyVal("s").set("d", [4], timeout=600)
         self.assertEqual(import_text(export_text(), using="other"), ImportResult(4, 0))
         self.assertEqual(rows(using="other"), rows())
+
+
+class MemoryTests(TestCase):
+    """Export and import hold a bounded number of bytes, whatever the store holds."""
+
+    #: Just under ``KEYVAL_MAX_VALUE_SIZE`` (8 MiB) once encoded.
+    SIZE = 8 * 1024 * 1024 - 1024
+
+    @staticmethod
+    def peak(run: Any) -> int:
+        tracemalloc.start()
+        try:
+            run()
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    def peaks(self, values: int) -> tuple[int, int]:
+        """Store ``values`` values of 8 MiB; return the peaks of exporting and importing them."""
+        KeyValPair.objects.all().delete()
+        store = KeyVal("large")
+        for number in range(values):
+            store.set(f"k{number}", str(number) * self.SIZE)
+        with tempfile.TemporaryFile("w+b") as file:
+
+            def export() -> None:
+                for line in export_lines():
+                    file.write(line.encode() + b"\n")
+
+            export_peak = self.peak(export)
+            KeyValPair.objects.all().delete()
+            file.seek(0)
+            import_peak = self.peak(lambda: import_lines(file))
+        self.assertEqual(store.count(), values)
+        self.assertEqual(store.get("k2"), "2" * self.SIZE)
+        return export_peak, import_peak
+
+    def test_export_and_import_of_8_mib_values_hold_bounded_memory(self) -> None:
+        few = self.peaks(3)
+        many = self.peaks(9)
+        print(
+            f"\n[{connection.vendor}] peak Python memory, export / import of values of 8 MiB: "
+            f"3 values {few[0] / 2**20:.1f} / {few[1] / 2**20:.1f} MiB, "
+            f"9 values {many[0] / 2**20:.1f} / {many[1] / 2**20:.1f} MiB"
+        )
+        # 48 MiB more values cost no more memory (a little slack for allocator noise).
+        self.assertLess(many[0], few[0] + 2 * 2**20)
+        self.assertLess(many[1], few[1] + 2 * 2**20)
