@@ -423,14 +423,18 @@ class KeyValPairForm(_PairModelForm):
         expiry_edited = "expires_at" in self.changed_data
         if not (value_edited or expiry_edited):
             return []
-        rows = KeyValPair.objects.using(self.using).filter(pk=self.instance.pk)
+        pair = self.instance
+        rows = KeyValPair.objects.using(self.using).filter(store=pair.store, key=pair.key)
         # A write that changes nothing: it takes the row's write lock on
-        # every database (SQLite has no SELECT ... FOR UPDATE).
+        # every database (SQLite has no SELECT ... FOR UPDATE). It finds the
+        # row through the (store, key) index, as every statement of the store
+        # does, so that it takes InnoDB's locks in the same order as a
+        # concurrent write (by primary key it could deadlock with one).
         rows.update(version=F("version"))
-        found = rows.values_list("version", "expires_at").first()
-        if found is None:
+        found = rows.values_list("pk", "version", "expires_at").first()
+        if found is None or found[0] != pair.pk:
             return [gettext("This pair was deleted since you opened it; nothing was saved.")]
-        version, expires = found
+        _, version, expires = found
         opened = self.cleaned_data.get("opened_version")
         if value_edited and version != opened:
             return [

@@ -881,7 +881,8 @@ class ReadOnlyValueTests(AdminTestCase):
             with self.subTest(key):
                 url = change_url(pair("s", key))
                 response = self.client.get(url)
-                self.assertContains(response, "Exceeds the limit (4300 digits)")
+                # Python 3.10 says "(4300)", later ones "(4300 digits)".
+                self.assertContains(response, "Exceeds the limit (4300")
                 self.assertEqual(response.context["adminform"].form["value_type"].value(), "")
                 response = self.post_page(url, value_int="1")
                 self.assertRedirects(response, CHANGELIST)
