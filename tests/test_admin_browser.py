@@ -107,13 +107,26 @@ class AdminBrowserTestCase(StaticLiveServerTestCase):
 
     def submit_and_wait(self, element: Any) -> None:
         """Click ``element`` and wait until the next page has loaded."""
+        from selenium.common.exceptions import WebDriverException
         from selenium.webdriver.support import expected_conditions
         from selenium.webdriver.support.ui import WebDriverWait
 
         html = self.browser.find_element("tag name", "html")
         element.click()
         wait = WebDriverWait(self.browser, WAIT)
-        wait.until(expected_conditions.staleness_of(html))
+        is_stale = expected_conditions.staleness_of(html)
+
+        def old_page_gone(browser: Any) -> bool:
+            try:
+                return bool(is_stale(browser))
+            except WebDriverException as error:
+                # Chromedriver may report a node of the page being unloaded
+                # as "does not belong to the document" instead of as stale.
+                if "does not belong to the document" in str(error):
+                    return True
+                raise
+
+        wait.until(old_page_gone)
         wait.until(
             lambda browser: browser.execute_script("return document.readyState") == "complete"
         )
