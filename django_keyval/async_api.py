@@ -106,6 +106,15 @@ class AsyncMethods:
         """Async :meth:`trim`."""
         return await sync_to_async(self.trim)(max_entries, cull_frequency, spare_since)
 
+    async def atrim_and_count(
+        self: Any,
+        max_entries: int,
+        cull_frequency: int = 3,
+        spare_since: datetime.datetime | None = None,
+    ) -> tuple[int, int]:
+        """Async :meth:`trim_and_count`."""
+        return await sync_to_async(self.trim_and_count)(max_entries, cull_frequency, spare_since)
+
     async def aget_many(
         self: Any, keys: Iterable[str], *, delete_expired: bool = False
     ) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from .async_api import AsyncMethods
 from .backends import BaseOperations, operations_for
-from .backends.base import PageBounds, PageRow, StoredRow, ValueRow
+from .backends.base import PageBounds, PageRow, StoredRow, ValueRow, adapt_datetime
 from .conf import keyval_settings
 from .descriptors import StoreOrClassMethod
 from .encoding import INT64_MAX, INT64_MIN, decode_value, encode_value
@@ -54,6 +54,7 @@ from .validation import (
 __all__ = ["KeyVal", "get_model_class"]
 
 _T = TypeVar("_T")
+
 
 # Stands for "no value" where None is a value a user may store.
 _MISSING: Any = object()
@@ -209,8 +210,8 @@ class KeyVal(AsyncMethods):
         connection, operations = self._database(write=True)
         now = timezone.now()
         expires = expiry_from_timeout(timeout, now)
-        adapt = connection.ops.adapt_datetimefield_value
-        row = self._row(key, value, adapt(expires), adapt(now))
+        adapted = None if expires is None else adapt_datetime(connection, expires)
+        row = self._row(key, value, adapted, adapt_datetime(connection, now))
         return connection, operations, row, expires is not None
 
     def _row(self, key: str, value: Any, expires: Any, now: Any) -> StoredRow:
@@ -493,6 +494,22 @@ class KeyVal(AsyncMethods):
         store is counted and trimmed; one ``COUNT`` query when nothing is
         to be done.
         """
+        return self.trim_and_count(max_entries, cull_frequency, spare_since)[1]
+
+    def trim_and_count(
+        self,
+        max_entries: int,
+        cull_frequency: int = 3,
+        spare_since: datetime.datetime | None = None,
+    ) -> tuple[int, int]:
+        """:meth:`trim`, also returning how many rows the store held.
+
+        Return ``(counted, deleted)``: the store's rows when counted
+        (expired ones included) and how many of them were deleted, so that
+        ``counted - deleted`` rows were left. A caller that adds pairs can
+        then tell how many more fit before it needs to count again
+        (:class:`~django_keyval.cache.KeyValCache` does).
+        """
         for name, number in (("max_entries", max_entries), ("cull_frequency", cull_frequency)):
             if type(number) is not int:
                 raise ArgumentTypeError(f"{name} must be an int, not {type(number).__name__}")
@@ -501,18 +518,18 @@ class KeyVal(AsyncMethods):
         connection, operations = self._database(write=True)
         rows = operations.count_rows(connection, self._name)
         if rows <= max_entries:
-            return 0
+            return rows, 0
         now = timezone.now()
         adapt = connection.ops.adapt_datetimefield_value
         deleted = operations.delete_expired_of_store(connection, self._name, adapt(now))
         remaining = rows - deleted
         if remaining <= max_entries:
-            return deleted
+            return rows, deleted
         count = remaining if cull_frequency == 0 else remaining // cull_frequency
         if count:
             spare = adapt(now if spare_since is None else spare_since)
             deleted += operations.delete_soonest_expiring(connection, self._name, count, spare)
-        return deleted
+        return rows, deleted
 
     # -- many keys -----------------------------------------------------------------
 
@@ -956,7 +973,7 @@ def _in_one_statement_or_transaction(
 
 
 def _now(connection: BaseDatabaseWrapper) -> Any:
-    return connection.ops.adapt_datetimefield_value(timezone.now())
+    return adapt_datetime(connection, timezone.now())
 
 
 _timed_writes = 0

@@ -17,7 +17,7 @@ from django.test import TestCase, TransactionTestCase, override_settings
 from django.test.utils import CaptureQueriesContext
 
 from django_keyval.backends import operations_for
-from django_keyval.backends.base import ROW_MARKS
+from django_keyval.backends.base import ROW_MARKS, adapt_datetime
 from django_keyval.backends.mysql import MySQLOperations
 from django_keyval.backends.portable import PortableOperations
 from django_keyval.models import BinaryCollationCharField, KeyVal, KeyValPair
@@ -78,6 +78,33 @@ def exercise(kv: KeyVal) -> None:
     KeyVal.stores()
     KeyVal.cull()
     kv.flush()
+
+
+class AdaptDatetimeTests(TestCase):
+    """The shortcut for adapting datetimes gives what Django's adapter gives."""
+
+    def assert_as_django(self) -> None:
+        utc = datetime.timezone.utc
+        for value in (
+            datetime.datetime(2026, 11, 30, 14, 5, 6, 123456, tzinfo=utc),
+            datetime.datetime(2026, 11, 30, 14, 5, 6, tzinfo=utc),  # no microseconds
+            datetime.datetime(1, 1, 1, tzinfo=utc),
+            datetime.datetime(
+                2026, 6, 1, 12, tzinfo=datetime.timezone(datetime.timedelta(hours=2))
+            ),  # another time zone: Django converts it
+        ):
+            with self.subTest(value=value):
+                self.assertEqual(
+                    adapt_datetime(connection, value),
+                    connection.ops.adapt_datetimefield_value(value),
+                )
+
+    def test_in_utc(self) -> None:
+        self.assert_as_django()
+
+    @override_settings(TIME_ZONE="America/New_York")
+    def test_in_another_time_zone(self) -> None:
+        self.assert_as_django()
 
 
 class VersionTestsMixin:

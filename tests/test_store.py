@@ -485,6 +485,8 @@ class TrimTests(TestCase):
             expire("tests.trim", f"k{i}")
         # 12 rows > 10: the 3 expired ones go, and 9 <= 10 is enough.
         self.assertEqual(self.kv.trim(10), 3)
+        # Counted with expired rows; nothing more to delete.
+        self.assertEqual(self.kv.trim_and_count(10), (9, 0))
         self.assertEqual(sorted(self.kv), sorted(f"k{i}" for i in range(12) if i % 4 != 3))
         self.assert_neighbour_untouched()
 

@@ -11,7 +11,12 @@ only, with more round trips and the same guarantees. The
 
 from __future__ import annotations
 
+import weakref
+from typing import Any
+
+from django.core.signals import setting_changed
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
 from ..conf import keyval_settings
@@ -21,6 +26,10 @@ from .base import BaseOperations
 __all__ = ["BaseOperations", "operations_class", "operations_for", "vendor_operations_class"]
 
 _operations: dict[tuple[str, str, type[BaseOperations]], BaseOperations] = {}
+# The same, by connection object: the lookup every operation makes.
+_by_connection: weakref.WeakKeyDictionary[BaseDatabaseWrapper, BaseOperations] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def vendor_operations_class(connection: BaseDatabaseWrapper) -> type[BaseOperations]:
@@ -78,6 +87,16 @@ def operations_class(connection: BaseDatabaseWrapper) -> type[BaseOperations]:
 
 def operations_for(connection: BaseDatabaseWrapper) -> BaseOperations:
     """Return the operations for ``connection`` (built once per alias and class)."""
+    try:
+        return _by_connection[connection]
+    except KeyError:
+        operations = _by_connection[connection] = _build_operations(connection)
+        return operations
+    except TypeError:  # django.db.connection, a proxy, cannot be a weak key
+        return _build_operations(connection)
+
+
+def _build_operations(connection: BaseDatabaseWrapper) -> BaseOperations:
     chosen = operations_class(connection)
     cache_key = (connection.alias, connection.vendor, chosen)
     try:
@@ -85,3 +104,11 @@ def operations_for(connection: BaseDatabaseWrapper) -> BaseOperations:
     except KeyError:
         operations = _operations[cache_key] = chosen(connection)
         return operations
+
+
+@receiver(setting_changed)
+def _forget_choices(setting: str, **kwargs: Any) -> None:
+    # A connection may get another class (KEYVAL_OPERATIONS), or be another
+    # database under the same alias (DATABASES).
+    if setting in ("KEYVAL_OPERATIONS", "DATABASES"):
+        _by_connection.clear()
