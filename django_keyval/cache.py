@@ -20,8 +20,8 @@ import functools
 import hashlib
 import logging
 import re
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+import threading
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
@@ -52,6 +52,58 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _OPTIONS = frozenset({"MAX_ENTRIES", "CULL_FREQUENCY", "DATABASE"})
 
 
+class _RowBudget:
+    """How many rows a store held at this process's last count, and how many keys it added since.
+
+    Shared by every cache of the process that writes the same store (Django
+    makes one cache object per thread), so that they count for each other.
+    """
+
+    __slots__ = ("added", "counted", "lock")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.counted: int | None = None  # None: not counted yet, or forgotten
+        self.added = 0
+
+    def needs_count(self, new_keys: int, max_entries: int) -> bool:
+        """Note ``new_keys`` added; return whether the store must be counted now.
+
+        It must once the store could hold more than ``max_entries`` rows, or
+        once this process has used half the room left at its last count:
+        other processes add keys too, and halving bounds what they can add
+        unseen.
+        """
+        with self.lock:
+            self.added += new_keys
+            if self.counted is None:
+                return True
+            room = max_entries - self.counted
+            return self.counted + self.added > max_entries or self.added > room // 2
+
+    def record(self, rows: int) -> None:
+        """Note that the store was just counted to hold ``rows`` rows."""
+        with self.lock:
+            self.counted, self.added = rows, 0
+
+    def forget(self) -> None:
+        """Count again at the next new key (the store was cleared, or a count failed)."""
+        with self.lock:
+            self.counted, self.added = None, 0
+
+
+_budgets: dict[tuple[str | None, str], _RowBudget] = {}
+_budgets_lock = threading.Lock()
+
+
+def _budget_of(alias: str | None, location: str) -> _RowBudget:
+    try:
+        return _budgets[alias, location]
+    except KeyError:
+        with _budgets_lock:
+            return _budgets.setdefault((alias, location), _RowBudget())
+
+
 @functools.cache
 def _max_key_length() -> int:
     # Imported here: this module must import before the app registry is
@@ -77,13 +129,9 @@ def stored_key(cache_key: str) -> str:
     return f"{kept}{DIGEST_MARKER}{digest}"
 
 
-@contextmanager
-def _pickling_errors() -> Iterator[None]:
-    """Raise what pickling raised (``pickle.PickleError``...), as Django's cache backends do."""
-    try:
-        yield
-    except SerializationError as error:
-        raise (error.__cause__ or error) from None
+def _pickling_error(error: SerializationError) -> BaseException:
+    """Return what pickling raised (``pickle.PickleError``...): Django's caches raise it."""
+    return error.__cause__ or error
 
 
 class KeyValCache(BaseCache):
@@ -92,11 +140,13 @@ class KeyValCache(BaseCache):
     ``OPTIONS``:
 
     ``MAX_ENTRIES`` (default 300)
-        The most pairs the store keeps. A write that adds a new key counts
-        the store's rows; when there are more than ``MAX_ENTRIES``, the
-        store's expired pairs are deleted, then, if still needed,
-        ``1/CULL_FREQUENCY`` of the others, soonest to expire first. The
-        pairs of the write itself stay. ``None``: never count or cull.
+        The most pairs the store keeps. When the store holds more than
+        ``MAX_ENTRIES`` rows, the write that added the key too many deletes
+        its expired pairs, then, if still needed, ``1/CULL_FREQUENCY`` of the
+        others, soonest to expire first; the pairs of the write itself stay.
+        Not every new key costs a ``COUNT``: each process counts the store
+        again once its new keys could have filled it, or half the room left
+        at its last count (see :doc:`cache`). ``None``: never count or cull.
     ``CULL_FREQUENCY`` (default 3)
         The fraction deleted as above; ``0`` deletes every other pair.
     ``DATABASE``
@@ -140,6 +190,7 @@ class KeyValCache(BaseCache):
         self._location = location
         self._alias = alias
         self._store: KeyVal | None = None
+        self._budget = _budget_of(alias, location)
 
     @property
     def store(self) -> KeyVal:
@@ -170,9 +221,14 @@ class KeyValCache(BaseCache):
             return None
         return max(0.0, seconds)
 
-    def _trim(self, spare_since: Any) -> None:
-        if self._max_entries is not None:
-            self.store.trim(self._max_entries, self._cull_frequency, spare_since)
+    def _added(self, new_keys: int, spare_since: Any) -> None:
+        """Count and trim the store after a write that may have added ``new_keys`` keys."""
+        max_entries = self._max_entries
+        if max_entries is None or not self._budget.needs_count(new_keys, max_entries):
+            return
+        self._budget.forget()  # until the count below succeeds
+        counted, deleted = self.store.trim_and_count(max_entries, self._cull_frequency, spare_since)
+        self._budget.record(counted - deleted)
 
     # -- reads ----------------------------------------------------------------
 
@@ -228,10 +284,12 @@ class KeyValCache(BaseCache):
             self.store.delete(stored, ignore_keyerror=True)
             return
         started = timezone.now()
-        with _pickling_errors():
+        try:
             created = self.store.set(stored, value, seconds)
+        except SerializationError as error:
+            raise _pickling_error(error) from None
         if created:
-            self._trim(started)
+            self._added(1, started)
 
     def add(
         self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
@@ -239,10 +297,12 @@ class KeyValCache(BaseCache):
         """Set a value unless the key is in the cache; return whether it was stored."""
         stored = self._key(key, version)
         started = timezone.now()
-        with _pickling_errors():
+        try:
             added = self.store.add(stored, value, self._timeout(timeout))
+        except SerializationError as error:
+            raise _pickling_error(error) from None
         if added:
-            self._trim(started)
+            self._added(1, started)
         return added
 
     def set_many(
@@ -257,9 +317,11 @@ class KeyValCache(BaseCache):
             self.store.delete_many(mapping)
             return []
         started = timezone.now()
-        with _pickling_errors():
+        try:
             self.store.set_many(mapping, seconds)
-        self._trim(started)
+        except SerializationError as error:
+            raise _pickling_error(error) from None
+        self._added(len(mapping), started)
         return []
 
     def touch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
@@ -279,6 +341,7 @@ class KeyValCache(BaseCache):
     def clear(self) -> None:
         """Delete every pair of this cache's store, and nothing else."""
         self.store.flush()
+        self._budget.forget()
 
     def incr(self, key: Any, delta: int = 1, version: int | None = None) -> int:
         """Add ``delta`` to an integer value in one SQL statement; return the new value.

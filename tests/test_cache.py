@@ -197,13 +197,43 @@ class CullingTests(TestCase):
         self.assertEqual(KeyValPair.objects.filter(store="tests.cache.neighbour").count(), 35)
 
     @vendor_classes_only
-    def test_only_a_new_key_costs_a_count(self) -> None:
+    def test_new_keys_are_counted_while_the_store_could_overflow(self) -> None:
+        self.cache.clear()  # this process knows nothing of the store's rows again
         with self.assertNumQueries(2):  # the upsert, which says the key is new; the count
-            self.cache.set("k", 1)
+            self.cache.set("k0", 0)
         with self.assertNumQueries(1):  # an overwrite: no count
-            self.cache.set("k", 2)
+            self.cache.set("k0", 1)
         with self.assertNumQueries(1):  # add of a present key: nothing written, no count
-            self.assertIs(self.cache.add("k", 3), False)
+            self.assertIs(self.cache.add("k0", 3), False)
+        # 1 row of 10 counted: half the room left (4 keys) is added without a count.
+        for i in range(1, 5):
+            with self.assertNumQueries(1):
+                self.cache.set(f"k{i}", i)
+        with self.assertNumQueries(2):  # 6 rows: half of the 4 left may follow uncounted
+            self.cache.set("k5", 5)
+        for i in range(6, 8):
+            with self.assertNumQueries(1):
+                self.cache.set(f"k{i}", i)
+        for i in range(8, 11):  # 9 rows, then 10: every new key is counted
+            with self.assertNumQueries(2 if i < 10 else 4):  # 11 > 10: delete expired, cull
+                self.cache.set(f"k{i}", i)
+        self.assertEqual(len(stored_keys()), 6)  # 11 rows, 5 culled; the write stays
+        self.assertTrue(self.cache.has_key("k10"))
+
+    def test_keys_added_by_another_process_are_found_within_half_the_room(self) -> None:
+        self.cache.clear()
+        self.cache.set("k0", 0)  # counted: 1 row, room for 9
+        other = KeyVal(STORE)  # what another process would write: unseen by this one
+        other.set_many({f"other{i}": i for i in range(30)})
+        for i in range(1, 5):  # within half the room: not counted
+            self.cache.set(f"k{i}", i)
+        self.assertEqual(len(stored_keys()), 35)
+        self.cache.set("k5", 5)  # over half the room: counted (36 rows), half of them culled
+        self.assertEqual(len(stored_keys()), 18)
+        self.cache.set("k6", 6)  # 19 rows: still over, culled again
+        self.assertLessEqual(len(stored_keys()), 10)
+        self.assertTrue(self.cache.has_key("k6"))
+        self.assert_neighbour_untouched()
 
     @override_settings(CACHES=keyval_caches(MAX_ENTRIES=None))
     @vendor_classes_only
