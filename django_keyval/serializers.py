@@ -26,6 +26,8 @@ from functools import cache, lru_cache
 from typing import Any, Protocol, runtime_checkable
 
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
 from .exceptions import (
@@ -96,20 +98,41 @@ class Serializer(Protocol):
 
 
 _SIGNATURE_SALT = b"django_keyval.serializers.PickleSerializer"
-_SIGNATURE_SIZE = hashlib.sha256().digest_size
+_SIGNATURE_SIZE = 32
+#: BLAKE2b's personalization: these signatures mean nothing to any other use of the key.
+_SIGNATURE_PERSON = b"django-keyval"
 # Payloads up to this size are signed in one call, joined to their place;
-# longer ones are fed to the HMAC in two parts, so they are not copied.
+# longer ones are fed to the hash in two parts, so they are not copied.
 _SIGN_IN_ONE_CALL = 64 * 1024
 
 
 @lru_cache(maxsize=16)
 def _signing_key(secret: str | bytes) -> bytes:
-    # The key derivation of django.utils.crypto.salted_hmac(), done once per
-    # secret instead of once per value: values are signed on every write and
-    # checked on every read.
+    # The key derivation of django.utils.crypto.salted_hmac() (SHA-256 of a
+    # salt and the secret), done once per secret instead of once per value:
+    # values are signed on every write and checked on every read.
     if isinstance(secret, str):
         secret = secret.encode()
     return hashlib.sha256(_SIGNATURE_SALT + secret).digest()
+
+
+# The key derived from SECRET_KEY, kept until the setting changes: looking
+# the setting up costs more than the signature of a small value.
+_current_key: bytes | None = None
+
+
+def _secret_key_signing_key() -> bytes:
+    global _current_key
+    if _current_key is None:
+        _current_key = _signing_key(settings.SECRET_KEY)
+    return _current_key
+
+
+@receiver(setting_changed)
+def _forget_current_key(setting: str, **kwargs: Any) -> None:
+    global _current_key
+    if setting == "SECRET_KEY":
+        _current_key = None
 
 
 @lru_cache(maxsize=4096)
@@ -124,22 +147,28 @@ def signed_place(store: str, key: str, format_name: str) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
-def _signature(place: bytes, payload: bytes | memoryview, secret: str | bytes) -> bytes:
+def _signature(place: bytes, payload: bytes | memoryview, secret: str | bytes | None) -> bytes:
+    """Keyed BLAKE2b of ``place`` then ``payload``; ``secret`` None: ``SECRET_KEY``."""
+    key = _secret_key_signing_key() if secret is None else _signing_key(secret)
     if len(payload) <= _SIGN_IN_ONE_CALL:
-        return hmac.digest(_signing_key(secret), place + payload, "sha256")
-    mac = hmac.new(_signing_key(secret), place, "sha256")
+        return hashlib.blake2b(
+            place + payload, digest_size=_SIGNATURE_SIZE, key=key, person=_SIGNATURE_PERSON
+        ).digest()
+    mac = hashlib.blake2b(place, digest_size=_SIGNATURE_SIZE, key=key, person=_SIGNATURE_PERSON)
     mac.update(payload)
     return mac.digest()
 
 
 class PickleSerializer:
-    """Pickle, signed with an HMAC of ``SECRET_KEY`` so foreign bytes are never unpickled.
+    """Pickle, signed with a key derived from ``SECRET_KEY`` so foreign bytes are never unpickled.
 
-    The stored bytes are the 32-byte HMAC-SHA256 signature followed by the
-    pickle. The signature covers the place of the value as well as the
-    pickle: it equals ``salted_hmac(salt, place + pickle, algorithm="sha256")``,
-    where ``place`` is :func:`signed_place` of the store, the key and the
-    format (``"pickle"``). So a signed value copied to another key, another
+    The stored bytes are a 32-byte signature followed by the pickle. The
+    signature covers the place of the value as well as the pickle: it is
+    the keyed BLAKE2b (a MAC, 32 bytes, personalization ``django-keyval``)
+    of ``place + pickle``, keyed as :func:`~django.utils.crypto.salted_hmac`
+    derives its keys (SHA-256 of this class's salt and the secret), where
+    ``place`` is :func:`signed_place` of the store, the key and the format
+    (``"pickle"``). So a signed value copied to another key, another
     store or another format fails its check. It is checked before
     unpickling, against ``SECRET_KEY`` and then each of
     ``SECRET_KEY_FALLBACKS``, so values survive a key rotation (they are
@@ -162,7 +191,7 @@ class PickleSerializer:
         """Pickle ``value`` and prefix the signature for its place."""
         payload = pickle.dumps(value, self.protocol)
         place = self._place(store, key, format_name)
-        return _signature(place, payload, settings.SECRET_KEY) + payload
+        return _signature(place, payload, None) + payload
 
     def loads(
         self,
@@ -176,7 +205,7 @@ class PickleSerializer:
         payload = view[_SIGNATURE_SIZE:]
         place = signed_place(store, key, self.name if format_name is None else format_name)
         # SECRET_KEY first, inline: the check every read makes.
-        expected = _signature(place, payload, settings.SECRET_KEY)
+        expected = _signature(place, payload, None)
         if not (
             hmac.compare_digest(view[:_SIGNATURE_SIZE], expected)
             or self.signature_matches(data, store, key, format_name)
@@ -201,7 +230,7 @@ class PickleSerializer:
         view = memoryview(data)  # slices without copying the payload
         signature, payload = view[:_SIGNATURE_SIZE], view[_SIGNATURE_SIZE:]
         place = self._place(store, key, format_name)
-        if hmac.compare_digest(signature, _signature(place, payload, settings.SECRET_KEY)):
+        if hmac.compare_digest(signature, _signature(place, payload, None)):
             return True
         return any(
             hmac.compare_digest(signature, _signature(place, payload, secret))
@@ -218,7 +247,7 @@ class PickleSerializer:
         """Return whether ``data`` carries a signature for its place made with ``SECRET_KEY``."""
         view = memoryview(data)
         place = self._place(store, key, format_name)
-        expected = _signature(place, view[_SIGNATURE_SIZE:], settings.SECRET_KEY)
+        expected = _signature(place, view[_SIGNATURE_SIZE:], None)
         return hmac.compare_digest(view[:_SIGNATURE_SIZE], expected)
 
     def resign(
@@ -240,7 +269,7 @@ class PickleSerializer:
             )
         payload = memoryview(data)[_SIGNATURE_SIZE:]
         place = self._place(store, key, format_name)
-        return _signature(place, payload, settings.SECRET_KEY) + payload
+        return _signature(place, payload, None) + payload
 
 
 #: Lists and dicts may be nested this deep in a JSON value, and no deeper.

@@ -13,7 +13,7 @@ Each line is one JSON object describing one live pair::
 ``int``, finite ``float``, ``str``, and lists and dicts (with ``str`` keys) of
 those, of exactly these types (no subclasses, tuples or sets). Any other value
 (``bytes`` included) goes as ``pickle``: the base64 of the signed pickle (the
-32-byte HMAC-SHA256 signature followed by the pickle), for a pair stored with
+32-byte signature followed by the pickle), for a pair stored with
 pickle exactly as the store keeps it. The signature binds the pickle to the
 line's store, key and format (its ``serializer``, or ``"pickle"``), as in the
 database, so a pickle moved to another line is refused.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -9,8 +10,8 @@ import tempfile
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.test import TestCase, override_settings
-from django.utils.crypto import salted_hmac
 
 from django_keyval import exceptions
 from django_keyval.models import KeyVal, KeyValPair
@@ -50,27 +51,35 @@ class LongNamedSerializer(ReversedJSONSerializer):
 
 
 class PickleSigningTests(TestCase):
-    def test_signature_is_salted_hmac_of_secret_key(self) -> None:
-        # Over the place (store, key, format, each after its length) and the pickle.
+    def test_signature_is_keyed_blake2b_with_a_key_from_secret_key(self) -> None:
+        # Keyed as salted_hmac() derives its keys; over the place (store, key,
+        # format, each after its length) and the pickle.
+        key = hashlib.sha256(
+            b"django_keyval.serializers.PickleSerializer" + settings.SECRET_KEY.encode()
+        ).digest()
+
+        def signature(message: bytes) -> bytes:
+            return hashlib.blake2b(
+                message, digest_size=32, key=key, person=b"django-keyval"
+            ).digest()
+
         data = PickleSerializer().dumps({"a": 1}, "s", "kéy")
         payload = pickle.dumps({"a": 1}, pickle.HIGHEST_PROTOCOL)
-        expected = salted_hmac(
-            "django_keyval.serializers.PickleSerializer",
-            "1:s3:kéy6:pickle".encode() + payload,
-            algorithm="sha256",
-        ).digest()
-        self.assertEqual(data, expected + payload)
+        self.assertEqual(data, signature("1:s3:kéy6:pickle".encode() + payload) + payload)
         self.assertEqual(signed_place("s", "kéy", "pickle"), "1:s3:kéy6:pickle".encode())
         # A long payload is signed in two parts, to the same signature.
         long_value = "x" * 100_000
         data = PickleSerializer().dumps(long_value, "s", "k")
         payload = pickle.dumps(long_value, pickle.HIGHEST_PROTOCOL)
-        expected = salted_hmac(
-            "django_keyval.serializers.PickleSerializer",
-            b"1:s1:k6:pickle" + payload,
-            algorithm="sha256",
-        ).digest()
-        self.assertEqual(data, expected + payload)
+        self.assertEqual(data, signature(b"1:s1:k6:pickle" + payload) + payload)
+
+    def test_a_new_secret_key_signs_at_once(self) -> None:
+        # The key derived from SECRET_KEY is kept, and forgotten when it changes.
+        before = PickleSerializer().dumps(1, "s", "k")
+        with override_settings(SECRET_KEY="a-secret-key-for-this-test-only"):
+            during = PickleSerializer().dumps(1, "s", "k")
+        self.assertNotEqual(before[:32], during[:32])
+        self.assertEqual(PickleSerializer().dumps(1, "s", "k"), before)
 
     def test_tampered_pickle_is_never_unpickled(self) -> None:
         kv = KeyVal("tests.tamper")
