@@ -1039,6 +1039,34 @@ class LargeBulkTests(TestCase):
         self.assertEqual(kv.get_many(list(mapping)), mapping)
 
 
+class TimeZoneTests(TestCase):
+    """Expiry is judged the same whatever the project's time zone settings."""
+
+    def assert_expiry_works(self) -> None:
+        kv = KeyVal("tests.zones")
+        kv.set("live", "v", timeout=60)
+        kv.set("gone", "v", timeout=60)
+        expire("tests.zones", "gone")
+        self.assertTrue(kv.exists("live"))
+        self.assertEqual(kv.get("live"), "v")
+        self.assertFalse(kv.exists("gone"))
+        self.assertIsNone(kv.get_default("gone"))
+        self.assertTrue(kv.delete("live"))
+        self.assertFalse(kv.delete("gone", ignore_keyerror=True))
+
+    @override_settings(USE_TZ=True, TIME_ZONE="Europe/Paris")
+    def test_aware_in_another_zone(self) -> None:
+        self.assert_expiry_works()
+
+    @override_settings(USE_TZ=False, TIME_ZONE="Europe/Paris")
+    def test_naive_local_times_in_another_zone(self) -> None:
+        self.assert_expiry_works()
+
+    @override_settings(USE_TZ=False, TIME_ZONE="America/Los_Angeles")
+    def test_naive_local_times_behind_utc(self) -> None:
+        self.assert_expiry_works()
+
+
 @override_settings(USE_TZ=False)
 class NaiveDatetimeTests(TestCase):
     """Projects with USE_TZ = False store naive local times; expiry still works."""

@@ -170,11 +170,12 @@ class BaseOperations:
 
         # Reads fetch the expiry and test it in Python: most pairs have none,
         # and those then cost no clock reading or datetime adaptation at all.
-        self.sql_get = f"SELECT {value}, {integer}, {fmt}, {expires} FROM {table} WHERE {where_key}"
-        self.sql_exists = f"SELECT {expires} FROM {table} WHERE {where_key}"
+        read = self.read_expiry_sql(expires)
+        self.sql_get = f"SELECT {value}, {integer}, {fmt}, {read} FROM {table} WHERE {where_key}"
+        self.sql_exists = f"SELECT {read} FROM {table} WHERE {where_key}"
         # Deletes take expired rows too (they are garbage anyway) and report
         # whether the row was live, so they need no clock reading either.
-        self.sql_delete = f"DELETE FROM {table} WHERE {where_key} RETURNING {expires}"
+        self.sql_delete = f"DELETE FROM {table} WHERE {where_key} RETURNING {read}"
         self.sql_pop = (
             f"DELETE FROM {table} WHERE {where_key} RETURNING {value}, {integer}, {fmt}, {expires}"
         )
@@ -332,12 +333,23 @@ class BaseOperations:
             expires = converter(expires, self.expires_column, self.connection)
         return expires  # type: ignore[no-any-return]
 
+    def read_expiry_sql(self, expires: str) -> str:
+        """The expression by which ``get``, ``exists`` and ``delete`` return ``expires_at``.
+
+        :meth:`is_read_live` judges what it returns.
+        """
+        return expires
+
+    def is_read_live(self, connection: BaseDatabaseWrapper, expires: Any) -> bool:
+        """Return whether an expiry read through :meth:`read_expiry_sql` is in the future."""
+        return self.is_live(connection, expires)
+
     def get(self, connection: BaseDatabaseWrapper, store: str, key: str) -> Any:
         """Return ``(value, integer, serializer)`` of a live pair, or ``None``."""
         with connection.cursor() as cursor:
             self.execute(cursor, self.sql_get, (store, key))
             row = cursor.fetchone()
-        if row is None or (row[3] is not None and not self.is_live(connection, row[3])):
+        if row is None or (row[3] is not None and not self.is_read_live(connection, row[3])):
             return None
         return row[:3]
 
@@ -346,7 +358,7 @@ class BaseOperations:
         with connection.cursor() as cursor:
             self.execute(cursor, self.sql_exists, (store, key))
             row = cursor.fetchone()
-        return row is not None and (row[0] is None or self.is_live(connection, row[0]))
+        return row is not None and (row[0] is None or self.is_read_live(connection, row[0]))
 
     def set(self, connection: BaseDatabaseWrapper, row: StoredRow) -> bool:
         """Insert or overwrite a pair; return whether it was new (or had expired)."""
@@ -365,7 +377,7 @@ class BaseOperations:
         with connection.cursor() as cursor:
             self.execute(cursor, self.sql_delete, (store, key))
             row = cursor.fetchone()
-        return row is not None and (row[0] is None or self.is_live(connection, row[0]))
+        return row is not None and (row[0] is None or self.is_read_live(connection, row[0]))
 
     def pop(self, connection: BaseDatabaseWrapper, store: str, key: str) -> Any:
         """Delete a pair; return ``(value, integer, serializer, expires_at)`` if it was live."""
