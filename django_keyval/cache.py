@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from asgiref.sync import sync_to_async
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connections
+from django.db import connections, router, transaction
 from django.utils import timezone
 
 from .exceptions import DeserializationError, KeyNotFoundError, SerializationError
@@ -55,48 +55,59 @@ _OPTIONS = frozenset({"MAX_ENTRIES", "CULL_FREQUENCY", "DATABASE"})
 class _RowBudget:
     """How many rows a store held at this process's last count, and how many keys it added since.
 
-    Shared by every cache of the process that writes the same store (Django
-    makes one cache object per thread), so that they count for each other.
+    Shared by every cache of the process that writes the same store on the
+    same database (Django makes one cache object per thread), so that they
+    count for each other.
     """
 
-    __slots__ = ("added", "counted", "lock")
+    __slots__ = ("counted", "lock", "noted", "noted_at_count")
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.counted: int | None = None  # None: not counted yet, or forgotten
-        self.added = 0
+        self.noted = 0  # new keys noted, ever
+        self.noted_at_count = 0  # ... when the count in ``counted`` began
 
-    def needs_count(self, new_keys: int, max_entries: int) -> bool:
-        """Note ``new_keys`` added; return whether the store must be counted now.
+    def needs_count(self, new_keys: int, max_entries: int) -> int | None:
+        """Note ``new_keys`` added; return a mark for :meth:`record` if the store must be counted.
 
         It must once the store could hold more than ``max_entries`` rows, or
         once this process has used half the room left at its last count:
         other processes add keys too, and halving bounds what they can add
-        unseen.
+        unseen. Return ``None`` when no count is needed.
         """
         with self.lock:
-            self.added += new_keys
-            if self.counted is None:
-                return True
-            room = max_entries - self.counted
-            return self.counted + self.added > max_entries or self.added > room // 2
+            self.noted += new_keys
+            if self.counted is not None:
+                added = self.noted - self.noted_at_count
+                room = max_entries - self.counted
+                if self.counted + added <= max_entries and added <= room // 2:
+                    return None
+            # Until a count is recorded, every new key is counted.
+            self.counted = None
+            return self.noted
 
-    def record(self, rows: int) -> None:
-        """Note that the store was just counted to hold ``rows`` rows."""
+    def record(self, rows: int, mark: int) -> None:
+        """Note that a count that began at ``mark`` (from :meth:`needs_count`) found ``rows``.
+
+        Keys noted since ``mark`` (by other threads) stay noted, whether or
+        not the count saw them.
+        """
         with self.lock:
-            self.counted, self.added = rows, 0
+            if mark >= self.noted_at_count:
+                self.counted, self.noted_at_count = rows, mark
 
     def forget(self) -> None:
-        """Count again at the next new key (the store was cleared, or a count failed)."""
+        """Count again at the next new key (the store was cleared)."""
         with self.lock:
-            self.counted, self.added = None, 0
+            self.counted = None
 
 
-_budgets: dict[tuple[str | None, str], _RowBudget] = {}
+_budgets: dict[tuple[str, str], _RowBudget] = {}
 _budgets_lock = threading.Lock()
 
 
-def _budget_of(alias: str | None, location: str) -> _RowBudget:
+def _budget_of(alias: str, location: str) -> _RowBudget:
     try:
         return _budgets[alias, location]
     except KeyError:
@@ -188,9 +199,8 @@ class KeyValCache(BaseCache):
                 f"KeyValCache OPTIONS['DATABASE'] names {alias!r}, which is not in DATABASES"
             )
         self._location = location
-        self._alias = alias
+        self._alias: str | None = alias
         self._store: KeyVal | None = None
-        self._budget = _budget_of(alias, location)
 
     @property
     def store(self) -> KeyVal:
@@ -221,14 +231,33 @@ class KeyValCache(BaseCache):
             return None
         return max(0.0, seconds)
 
+    def _database_alias(self) -> str:
+        """The database this cache writes to: ``OPTIONS["DATABASE"]`` or the routers' choice."""
+        if self._alias is not None:
+            return self._alias
+        from .store import get_model_class
+
+        return str(router.db_for_write(get_model_class(), store=self._location))
+
     def _added(self, new_keys: int, spare_since: Any) -> None:
         """Count and trim the store after a write that may have added ``new_keys`` keys."""
-        max_entries = self._max_entries
-        if max_entries is None or not self._budget.needs_count(new_keys, max_entries):
+        max_entries: int | None = self._max_entries  # None: OPTIONS["MAX_ENTRIES"] None
+        if max_entries is None:
             return
-        self._budget.forget()  # until the count below succeeds
+        alias = self._database_alias()
+        budget = _budget_of(alias, self._location)
+        mark = budget.needs_count(new_keys, max_entries)
+        if mark is None:
+            return
         counted, deleted = self.store.trim_and_count(max_entries, self._cull_frequency, spare_since)
-        self._budget.record(counted - deleted)
+        rows = counted - deleted
+        if connections[alias].in_atomic_block:
+            # A rollback would undo the write, the count and the cull: the
+            # figure holds only once they are committed. Until then each
+            # new key is counted.
+            transaction.on_commit(lambda: budget.record(rows, mark), using=alias)
+        else:
+            budget.record(rows, mark)
 
     # -- reads ----------------------------------------------------------------
 
@@ -341,7 +370,7 @@ class KeyValCache(BaseCache):
     def clear(self) -> None:
         """Delete every pair of this cache's store, and nothing else."""
         self.store.flush()
-        self._budget.forget()
+        _budget_of(self._database_alias(), self._location).forget()
 
     def incr(self, key: Any, delta: int = 1, version: int | None = None) -> int:
         """Add ``delta`` to an integer value in one SQL statement; return the new value.

@@ -26,8 +26,6 @@ from functools import cache, lru_cache
 from typing import Any, Protocol, runtime_checkable
 
 from django.conf import settings
-from django.core.signals import setting_changed
-from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
 from .exceptions import (
@@ -116,25 +114,6 @@ def _signing_key(secret: str | bytes) -> bytes:
     return hashlib.sha256(_SIGNATURE_SALT + secret).digest()
 
 
-# The key derived from SECRET_KEY, kept until the setting changes: looking
-# the setting up costs more than the signature of a small value.
-_current_key: bytes | None = None
-
-
-def _secret_key_signing_key() -> bytes:
-    global _current_key
-    if _current_key is None:
-        _current_key = _signing_key(settings.SECRET_KEY)
-    return _current_key
-
-
-@receiver(setting_changed)
-def _forget_current_key(setting: str, **kwargs: Any) -> None:
-    global _current_key
-    if setting == "SECRET_KEY":
-        _current_key = None
-
-
 @lru_cache(maxsize=4096)
 def signed_place(store: str, key: str, format_name: str) -> bytes:
     """Return the bytes that bind a signature to a store, a key and a format.
@@ -149,7 +128,7 @@ def signed_place(store: str, key: str, format_name: str) -> bytes:
 
 def _signature(place: bytes, payload: bytes | memoryview, secret: str | bytes | None) -> bytes:
     """Keyed BLAKE2b of ``place`` then ``payload``; ``secret`` None: ``SECRET_KEY``."""
-    key = _secret_key_signing_key() if secret is None else _signing_key(secret)
+    key = _signing_key(settings.SECRET_KEY if secret is None else secret)
     if len(payload) <= _SIGN_IN_ONE_CALL:
         return hashlib.blake2b(
             place + payload, digest_size=_SIGNATURE_SIZE, key=key, person=_SIGNATURE_PERSON

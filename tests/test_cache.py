@@ -16,7 +16,7 @@ from django.contrib.sessions.backends.cached_db import SessionStore as CachedDBS
 from django.contrib.sessions.models import Session
 from django.core.cache import CacheKeyWarning, caches
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connection, router
+from django.db import connection, router, transaction
 from django.http import HttpRequest, HttpResponse
 from django.test import TestCase, TransactionTestCase, override_settings
 from django.urls import path
@@ -196,45 +196,6 @@ class CullingTests(TestCase):
     def assert_neighbour_untouched(self) -> None:
         self.assertEqual(KeyValPair.objects.filter(store="tests.cache.neighbour").count(), 35)
 
-    @vendor_classes_only
-    def test_new_keys_are_counted_while_the_store_could_overflow(self) -> None:
-        self.cache.clear()  # this process knows nothing of the store's rows again
-        with self.assertNumQueries(2):  # the upsert, which says the key is new; the count
-            self.cache.set("k0", 0)
-        with self.assertNumQueries(1):  # an overwrite: no count
-            self.cache.set("k0", 1)
-        with self.assertNumQueries(1):  # add of a present key: nothing written, no count
-            self.assertIs(self.cache.add("k0", 3), False)
-        # 1 row of 10 counted: half the room left (4 keys) is added without a count.
-        for i in range(1, 5):
-            with self.assertNumQueries(1):
-                self.cache.set(f"k{i}", i)
-        with self.assertNumQueries(2):  # 6 rows: half of the 4 left may follow uncounted
-            self.cache.set("k5", 5)
-        for i in range(6, 8):
-            with self.assertNumQueries(1):
-                self.cache.set(f"k{i}", i)
-        for i in range(8, 11):  # 9 rows, then 10: every new key is counted
-            with self.assertNumQueries(2 if i < 10 else 4):  # 11 > 10: delete expired, cull
-                self.cache.set(f"k{i}", i)
-        self.assertEqual(len(stored_keys()), 6)  # 11 rows, 5 culled; the write stays
-        self.assertTrue(self.cache.has_key("k10"))
-
-    def test_keys_added_by_another_process_are_found_within_half_the_room(self) -> None:
-        self.cache.clear()
-        self.cache.set("k0", 0)  # counted: 1 row, room for 9
-        other = KeyVal(STORE)  # what another process would write: unseen by this one
-        other.set_many({f"other{i}": i for i in range(30)})
-        for i in range(1, 5):  # within half the room: not counted
-            self.cache.set(f"k{i}", i)
-        self.assertEqual(len(stored_keys()), 35)
-        self.cache.set("k5", 5)  # over half the room: counted (36 rows), half of them culled
-        self.assertEqual(len(stored_keys()), 18)
-        self.cache.set("k6", 6)  # 19 rows: still over, culled again
-        self.assertLessEqual(len(stored_keys()), 10)
-        self.assertTrue(self.cache.has_key("k6"))
-        self.assert_neighbour_untouched()
-
     @override_settings(CACHES=keyval_caches(MAX_ENTRIES=None))
     @vendor_classes_only
     def test_max_entries_none_never_counts(self) -> None:
@@ -272,6 +233,87 @@ class CullingTests(TestCase):
         cache.set_many({f"m{i}": i for i in range(7)})
         self.assertEqual(stored_keys(), [f":1:m{i}" for i in range(7)])
         self.assert_neighbour_untouched()
+
+
+@override_settings(CACHES=keyval_caches(MAX_ENTRIES=10, CULL_FREQUENCY=2))
+class CountBudgetTests(TransactionTestCase):
+    """New keys are counted only while the store may overflow; culling stays on time.
+
+    Outside a transaction (as a cache is mostly used): a count inside one is
+    believed only once it commits.
+    """
+
+    def setUp(self) -> None:
+        self.cache = caches["default"]
+        self.cache.clear()  # this process knows nothing of the store's rows again
+
+    def assert_at_most_max_entries(self) -> None:
+        self.assertLessEqual(len(stored_keys()), 10)
+
+    @vendor_classes_only
+    def test_new_keys_are_counted_while_the_store_could_overflow(self) -> None:
+        with self.assertNumQueries(2):  # the upsert, which says the key is new; the count
+            self.cache.set("k0", 0)
+        with self.assertNumQueries(1):  # an overwrite: no count
+            self.cache.set("k0", 1)
+        with self.assertNumQueries(1):  # add of a present key: nothing written, no count
+            self.assertIs(self.cache.add("k0", 3), False)
+        # 1 row of 10 counted: half the room left (4 keys) is added without a count.
+        for i in range(1, 5):
+            with self.assertNumQueries(1):
+                self.cache.set(f"k{i}", i)
+        with self.assertNumQueries(2):  # 6 rows: half of the 4 left may follow uncounted
+            self.cache.set("k5", 5)
+        for i in range(6, 8):
+            with self.assertNumQueries(1):
+                self.cache.set(f"k{i}", i)
+        for i in range(8, 11):  # 9 rows, then 10: every new key is counted
+            with self.assertNumQueries(2 if i < 10 else 4):  # 11 > 10: delete expired, cull
+                self.cache.set(f"k{i}", i)
+        self.assertEqual(len(stored_keys()), 6)  # 11 rows, 5 culled; the write stays
+        self.assertTrue(self.cache.has_key("k10"))
+
+    def test_keys_added_by_another_process_are_found_within_half_the_room(self) -> None:
+        self.cache.clear()
+        self.cache.set("k0", 0)  # counted: 1 row, room for 9
+        other = KeyVal(STORE)  # what another process would write: unseen by this one
+        other.set_many({f"other{i}": i for i in range(30)})
+        for i in range(1, 5):  # within half the room: not counted
+            self.cache.set(f"k{i}", i)
+        self.assertEqual(len(stored_keys()), 35)
+        self.cache.set("k5", 5)  # over half the room: counted (36 rows), half of them culled
+        self.assertEqual(len(stored_keys()), 18)
+        self.cache.set("k6", 6)  # 19 rows: still over, culled again
+        self.assertLessEqual(len(stored_keys()), 10)
+        self.assertTrue(self.cache.has_key("k6"))
+
+    def test_a_count_rolled_back_is_not_believed(self) -> None:
+        self.cache.set_many({f"k{i}": i for i in range(10)})  # counted: 10 rows, full
+        with self.assertRaises(RuntimeError), transaction.atomic():
+            self.cache.set("undone", 1)  # counted and culled, then all rolled back
+            raise RuntimeError
+        self.assertEqual(len(stored_keys()), 10)
+        for i in range(6):
+            self.cache.set(f"new{i}", i)
+            self.assert_at_most_max_entries()
+
+    @override_settings(
+        CACHES={
+            "routed": {"BACKEND": BACKEND, "LOCATION": STORE, "OPTIONS": {"MAX_ENTRIES": 10}},
+            "named": {
+                "BACKEND": BACKEND,
+                "LOCATION": STORE,
+                "OPTIONS": {"MAX_ENTRIES": 10, "DATABASE": "default"},
+            },
+        }
+    )
+    def test_caches_of_one_store_count_for_each_other(self) -> None:
+        # One routed to the database, one naming it: the same rows, one budget.
+        routed, named = caches["routed"], caches["named"]
+        routed.clear()
+        for i in range(30):
+            (routed if i % 3 else named).set(f"k{i}", i)
+            self.assert_at_most_max_entries()
 
 
 @override_settings(CACHES=keyval_caches())

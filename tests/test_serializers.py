@@ -74,12 +74,19 @@ class PickleSigningTests(TestCase):
         self.assertEqual(data, signature(b"1:s1:k6:pickle" + payload) + payload)
 
     def test_a_new_secret_key_signs_at_once(self) -> None:
-        # The key derived from SECRET_KEY is kept, and forgotten when it changes.
         before = PickleSerializer().dumps(1, "s", "k")
         with override_settings(SECRET_KEY="a-secret-key-for-this-test-only"):
             during = PickleSerializer().dumps(1, "s", "k")
         self.assertNotEqual(before[:32], during[:32])
         self.assertEqual(PickleSerializer().dumps(1, "s", "k"), before)
+        # Even when changed without Django's setting_changed signal.
+        secret = settings.SECRET_KEY
+        try:
+            settings.SECRET_KEY = "changed-without-a-signal"
+            with self.assertRaises(exceptions.BadSignatureError):
+                PickleSerializer().loads(before, "s", "k")
+        finally:
+            settings.SECRET_KEY = secret
 
     def test_tampered_pickle_is_never_unpickled(self) -> None:
         kv = KeyVal("tests.tamper")

@@ -92,9 +92,25 @@ ROW_MARKS = "(" + ", ".join(["%s"] * len(StoredRow._fields)) + ", 1)"
 NAMED_ROW_MARKS = "(" + ", ".join(f"%({field})s" for field in StoredRow._fields) + ", 1)"
 
 
-#: Vendors whose ``adapt_datetimefield_value`` turns an aware datetime into
+#: Where Django's ``adapt_datetimefield_value`` turns an aware datetime into
 #: the ``str()`` of the naive one in the connection's time zone.
-_NAIVE_STRING_VENDORS = frozenset({"sqlite", "mysql"})
+_NAIVE_STRING_ADAPTERS = frozenset(
+    {"django.db.backends.sqlite3.operations", "django.db.backends.mysql.operations"}
+)
+
+
+_naive_string_classes: dict[type[Any], bool] = {}
+
+
+def _adapts_to_naive_strings(operations_class: type[Any]) -> bool:
+    # Django's own adapter only: a third-party backend may override it.
+    try:
+        return _naive_string_classes[operations_class]
+    except KeyError:
+        adapter = operations_class.adapt_datetimefield_value
+        found = getattr(adapter, "__module__", None) in _NAIVE_STRING_ADAPTERS
+        _naive_string_classes[operations_class] = found
+        return found
 
 
 def adapt_datetime(connection: BaseDatabaseWrapper, value: datetime.datetime) -> Any:
@@ -107,7 +123,7 @@ def adapt_datetime(connection: BaseDatabaseWrapper, value: datetime.datetime) ->
     """
     if (
         value.tzinfo is datetime.timezone.utc
-        and connection.vendor in _NAIVE_STRING_VENDORS
+        and _adapts_to_naive_strings(type(connection.ops))
         and connection.timezone is datetime.timezone.utc
     ):
         return value.replace(tzinfo=None).isoformat(" ")
