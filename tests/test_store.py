@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from asgiref.sync import sync_to_async
 from django.core.exceptions import ImproperlyConfigured
@@ -1053,6 +1054,20 @@ class TimeZoneTests(TestCase):
         self.assertIsNone(kv.get_default("gone"))
         self.assertTrue(kv.delete("live"))
         self.assertFalse(kv.delete("gone", ignore_keyerror=True))
+
+    def test_a_pair_expires_at_its_expiry_time_exactly(self) -> None:
+        kv = KeyVal("tests.zones")
+        kv.set("k", "v", timeout=60)
+        moment = datetime.datetime(2030, 1, 1, 12, tzinfo=datetime.timezone.utc)  # a whole second
+        KeyValPair.objects.filter(store="tests.zones", key="k").update(expires_at=moment)
+        just_before = moment - datetime.timedelta(microseconds=1)
+        with mock.patch("django.utils.timezone.now", return_value=just_before):
+            self.assertTrue(kv.exists("k"))
+            self.assertEqual(kv.get("k"), "v")
+        with mock.patch("django.utils.timezone.now", return_value=moment):
+            self.assertFalse(kv.exists("k"))
+            self.assertIsNone(kv.get_default("k"))
+            self.assertFalse(kv.delete("k", ignore_keyerror=True))
 
     @override_settings(USE_TZ=True, TIME_ZONE="Europe/Paris")
     def test_aware_in_another_zone(self) -> None:
