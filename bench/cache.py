@@ -10,10 +10,9 @@ Each backend is used as a project would configure it: ``KeyValCache`` and
 ``DatabaseCache`` with Django's defaults (``TIMEOUT`` 300, ``MAX_ENTRIES``
 300, ``CULL_FREQUENCY`` 3: culling on), on the same database; Django's
 ``RedisCache`` on the local Redis server (``KEYVAL_BENCH_REDIS_URL``), for
-scale. Every round times each operation on every backend, call by call in
-turns (the first call on each backend, then the second on each...), in an
-order that rotates from round to round; the figure is the median over the
-rounds of each round's median, in microseconds per call. Then 8 threads (each with its own database
+scale. Every round times each operation on each backend, one call at a time,
+in turns; the figure is the median over the rounds of each round's median,
+in microseconds per call. Then 8 threads (each with its own database
 connection) call ``incr`` on one key at once, and the final count is checked
 against the number of calls. The method is written down in
 ``bench/README.rst``.
@@ -38,7 +37,7 @@ import django  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from bench.settings import DATABASES, CurrentDatabaseRouter, django_settings  # noqa: E402
-from bench.timing import time_calls, time_interleaved  # noqa: E402
+from bench.timing import time_calls  # noqa: E402
 
 #: Keys read by the hits and overwritten by ``set``: a third of ``MAX_ENTRIES``.
 #: They sort after every other key: ``DatabaseCache`` culls in key order, and
@@ -208,19 +207,15 @@ def measure(alias: str, rounds: int, iterations: int) -> dict[str, dict[str, flo
             if present != len(HOT_KEYS):
                 raise RuntimeError(f"{title} holds {present} of the 100 hot keys: hits would miss")
         for slug, _label in OPERATIONS:
-            many = slug in ("get_many", "set_many")
-            count = max(1, iterations // 10) if many else iterations
-            turns = {}
             for title in order:
                 cache = caches[title]
+                call = calls(cache, counter)[slug]
                 if slug == "incr":
                     # New keys written since may have culled it.
                     cache.add("counter", 0)
-                turns[title] = (
-                    calls(cache, counter)[slug],
-                    arguments(slug, count if round_number >= 0 else 2),
-                )
-            for title, durations in time_interleaved(turns).items():
+                many = slug in ("get_many", "set_many")
+                count = max(1, iterations // 10) if many else iterations
+                durations = time_calls(call, arguments(slug, count if round_number >= 0 else 2))
                 if round_number >= 0:
                     per_round[slug].setdefault(title, []).append(
                         statistics.median(durations) / 1000
