@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import math
 import random
 import secrets
 import time
@@ -39,7 +38,8 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
 from .backends import BaseOperations
-from .exceptions import ArgumentTypeError, InvalidTimeoutError, LockNotOwnedError, LockTimeoutError
+from .exceptions import InvalidTimeoutError, LockNotOwnedError, LockTimeoutError
+from .validation import timeout_seconds
 
 __all__ = ["Lock"]
 
@@ -54,24 +54,9 @@ MAX_POLL_INTERVAL = 0.1
 Database = Callable[[], "tuple[BaseDatabaseWrapper, BaseOperations]"]
 
 
-def _seconds(value: Any, what: str) -> float:
-    """Return ``value`` (seconds or a ``timedelta``) as a finite float >= 0."""
-    if isinstance(value, datetime.timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        raise ArgumentTypeError(
-            f"{what} is seconds (int or float) or a timedelta, not {type(value).__name__}"
-        )
-    if math.isnan(seconds) or math.isinf(seconds) or seconds < 0:
-        raise InvalidTimeoutError(f"{what} must be a finite number >= 0, not {value!r}")
-    return seconds
-
-
 def lease_seconds(timeout: Any) -> float:
     """Return a lease ``timeout`` (seconds or ``timedelta``) in seconds; it must be above 0."""
-    seconds = _seconds(timeout, "a lock's timeout")
+    seconds = timeout_seconds(timeout, "a lock's timeout")
     if seconds <= 0:
         raise InvalidTimeoutError(f"a lock's timeout must be above 0 seconds, not {timeout!r}")
     if seconds > 100 * 365 * 24 * 3600:
@@ -82,7 +67,7 @@ def lease_seconds(timeout: Any) -> float:
 def _blocking_seconds(blocking_timeout: Any) -> float | None:
     if blocking_timeout is None:
         return None
-    return _seconds(blocking_timeout, "blocking_timeout")
+    return timeout_seconds(blocking_timeout, "blocking_timeout")
 
 
 class Lock:

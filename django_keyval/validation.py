@@ -68,21 +68,32 @@ def validate_store_name(name: Any) -> None:
         raise InvalidKeyError("a store name may not be empty")
 
 
+def timeout_seconds(value: Any, what: str = "a timeout", none_allowed: bool = False) -> float:
+    """Return ``value`` (seconds, ``int`` or ``float``, or a ``timedelta``) as a float >= 0.
+
+    ``what`` names the value in the messages; ``none_allowed`` only adds
+    ``None`` to the types the message lists (the caller handles it).
+    """
+    if isinstance(value, datetime.timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        if none_allowed:
+            kinds = "seconds (int or float), a timedelta or None"
+        else:
+            kinds = "seconds (int or float) or a timedelta"
+        raise ArgumentTypeError(f"{what} is {kinds}, not {type(value).__name__}")
+    if math.isnan(seconds) or math.isinf(seconds) or seconds < 0:
+        raise InvalidTimeoutError(f"{what} must be a finite number >= 0, not {value!r}")
+    return seconds
+
+
 def expiry_from_timeout(timeout: Timeout, now: datetime.datetime) -> datetime.datetime | None:
     """Turn a timeout (seconds or ``timedelta``; ``None`` for never) into an expiry time."""
     if timeout is None:
         return None
-    if isinstance(timeout, datetime.timedelta):
-        seconds = timeout.total_seconds()
-    elif isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
-        seconds = float(timeout)
-    else:
-        raise ArgumentTypeError(
-            "a timeout is seconds (int or float), a timedelta or None, "
-            f"not {type(timeout).__name__}"
-        )
-    if math.isnan(seconds) or math.isinf(seconds) or seconds < 0:
-        raise InvalidTimeoutError(f"a timeout must be a finite number >= 0, not {timeout!r}")
+    seconds = timeout_seconds(timeout, none_allowed=True)
     try:
         return now + datetime.timedelta(seconds=seconds)
     except OverflowError:
