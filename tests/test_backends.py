@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 from django.db import connection, connections
 from django.test import TestCase, TransactionTestCase, override_settings
@@ -105,6 +106,21 @@ class AdaptDatetimeTests(TestCase):
     @override_settings(TIME_ZONE="America/New_York")
     def test_in_another_time_zone(self) -> None:
         self.assert_as_django()
+
+    def test_a_backend_with_its_own_adapter_keeps_it(self) -> None:
+        # The backend's base module first: importing the operations one first is circular.
+        import django.db.backends.sqlite3.base  # noqa: F401
+        from django.db.backends.sqlite3.operations import DatabaseOperations
+
+        class OwnAdapter(DatabaseOperations):
+            def adapt_datetimefield_value(self, value: Any) -> Any:
+                return "adapted its own way"
+
+        backend = SimpleNamespace(
+            vendor="sqlite", timezone=datetime.timezone.utc, ops=OwnAdapter(connection)
+        )
+        now = datetime.datetime.now(datetime.timezone.utc)
+        self.assertEqual(adapt_datetime(cast(Any, backend), now), "adapted its own way")
 
 
 class VersionTestsMixin:

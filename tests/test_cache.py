@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import logging
 import pickle
+import threading
 from typing import Any, cast
+from unittest import mock
 
 from django.contrib.sessions.backends.cache import SessionStore as CacheSessionStore
 from django.contrib.sessions.backends.cached_db import SessionStore as CachedDBSessionStore
 from django.contrib.sessions.models import Session
 from django.core.cache import CacheKeyWarning, caches
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connection, router, transaction
+from django.db import connection, connections, router, transaction
 from django.http import HttpRequest, HttpResponse
 from django.test import TestCase, TransactionTestCase, override_settings
 from django.urls import path
@@ -286,6 +288,42 @@ class CountBudgetTests(TransactionTestCase):
         self.cache.set("k6", 6)  # 19 rows: still over, culled again
         self.assertLessEqual(len(stored_keys()), 10)
         self.assertTrue(self.cache.has_key("k6"))
+
+    @override_settings(CACHES=keyval_caches(MAX_ENTRIES=100))
+    def test_keys_added_while_another_thread_counts_stay_noted(self) -> None:
+        cache = caches["default"]
+        cache.clear()
+        cache.set_many({f"k{i}": i for i in range(50)})  # counted: 50 rows, room for 50
+        counted, resume = threading.Event(), threading.Event()
+        real = KeyVal.trim_and_count
+
+        def slow_in_the_thread(store: KeyVal, *args: Any) -> tuple[int, int]:
+            result = real(store, *args)
+            if threading.current_thread() is thread:
+                counted.set()  # the count is done; its figure not yet recorded
+                resume.wait(10)
+            return result
+
+        def add_in_a_thread() -> None:
+            try:
+                for i in range(26):  # the 26th new key is over half the room: a count
+                    caches["default"].set(f"t{i}", i)
+            finally:
+                connections.close_all()
+
+        with mock.patch.object(KeyVal, "trim_and_count", slow_in_the_thread):
+            thread = threading.Thread(target=add_in_a_thread)
+            thread.start()
+            self.assertTrue(counted.wait(10))
+            for i in range(20):  # written after that count, seen by counts of their own
+                cache.set(f"m{i}", i)
+            resume.set()
+            thread.join(10)
+        self.assertEqual(len(stored_keys()), 96)
+        # The thread's older figure (76 rows) must not stand for the 96 rows there are.
+        for i in range(20):
+            cache.set(f"n{i}", i)
+            self.assertLessEqual(len(stored_keys()), 100)
 
     def test_a_count_rolled_back_is_not_believed(self) -> None:
         self.cache.set_many({f"k{i}": i for i in range(10)})  # counted: 10 rows, full
