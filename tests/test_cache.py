@@ -245,6 +245,8 @@ class CountBudgetTests(TransactionTestCase):
     believed only once it commits.
     """
 
+    databases = {"default", "other"}
+
     def setUp(self) -> None:
         self.cache = caches["default"]
         self.cache.clear()  # this process knows nothing of the store's rows again
@@ -335,23 +337,29 @@ class CountBudgetTests(TransactionTestCase):
             self.cache.set(f"new{i}", i)
             self.assert_at_most_max_entries()
 
-    @override_settings(
-        CACHES={
-            "routed": {"BACKEND": BACKEND, "LOCATION": STORE, "OPTIONS": {"MAX_ENTRIES": 10}},
-            "named": {
-                "BACKEND": BACKEND,
-                "LOCATION": STORE,
-                "OPTIONS": {"MAX_ENTRIES": 10, "DATABASE": "default"},
-            },
-        }
-    )
-    def test_caches_of_one_store_count_for_each_other(self) -> None:
-        # One routed to the database, one naming it: the same rows, one budget.
-        routed, named = caches["routed"], caches["named"]
-        routed.clear()
-        for i in range(30):
-            (routed if i % 3 else named).set(f"k{i}", i)
-            self.assert_at_most_max_entries()
+    @override_settings(CACHES=keyval_caches(MAX_ENTRIES=20))
+    def test_each_database_a_router_picks_is_counted_for_itself(self) -> None:
+        class Router:
+            alias = "default"
+
+            def db_for_write(self, model: Any, **hints: Any) -> str:
+                return Router.alias
+
+            db_for_read = db_for_write
+
+        cache = caches["default"]
+        saved = router.routers
+        router.routers = [Router()]
+        try:
+            cache.set("k0", 0)  # counted on "default": 1 row, room for 19
+            KeyVal(STORE, using="other").set_many({f"other{i}": i for i in range(19)})
+            Router.alias = "other"  # the same store, on a database with 19 rows
+            for i in range(1, 7):
+                cache.set(f"k{i}", i)
+                rows = KeyValPair.objects.using("other").filter(store=STORE).count()
+                self.assertLessEqual(rows, 20)
+        finally:
+            router.routers = saved
 
 
 @override_settings(CACHES=keyval_caches())
