@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, TypeVar, cast
 
 from django.db import DatabaseError, IntegrityError, transaction
@@ -466,6 +466,17 @@ class BaseOperations:
         rows = self.select_keys(connection, store, keys, columns, f"AND {self.live}", now)
         return [ValueRow._make(row) for row in rows]
 
+    def key_batches(
+        self, store: str, keys: Sequence[str], params: Sequence[Any]
+    ) -> Iterator[tuple[str, tuple[Any, ...]]]:
+        """Yield ``store = %s AND key IN (...)`` and its parameters, then ``params``, per batch.
+
+        The batches of ``keys`` stay under the parameter limit with ``params``.
+        """
+        for batch in self.batches(keys, 1, extra=1 + len(params)):
+            marks = ", ".join(["%s"] * len(batch))
+            yield f"{self.store} = %s AND {self.key} IN ({marks})", (store, *batch, *params)
+
     def select_keys(
         self,
         connection: BaseDatabaseWrapper,
@@ -482,13 +493,11 @@ class BaseOperations:
         """
         rows: list[tuple[Any, ...]] = []
         with connection.cursor() as cursor:
-            for batch in self.batches(keys, 1, extra=1 + len(params)):
-                marks = ", ".join(["%s"] * len(batch))
+            for where, batch_params in self.key_batches(store, keys, params):
                 self.execute(
                     cursor,
-                    f"SELECT {columns} FROM {self.table} WHERE {self.store} = %s "
-                    f"AND {self.key} IN ({marks}) {condition}",
-                    (store, *batch, *params),
+                    f"SELECT {columns} FROM {self.table} WHERE {where} {condition}",
+                    batch_params,
                 )
                 rows.extend(cursor.fetchall())
         return rows
@@ -507,13 +516,9 @@ class BaseOperations:
         """
         deleted = 0
         with connection.cursor() as cursor:
-            for batch in self.batches(keys, 1, extra=1 + len(params)):
-                marks = ", ".join(["%s"] * len(batch))
+            for where, batch_params in self.key_batches(store, keys, params):
                 self.execute(
-                    cursor,
-                    f"DELETE FROM {self.table} WHERE {self.store} = %s "
-                    f"AND {self.key} IN ({marks}) {condition}",
-                    (store, *batch, *params),
+                    cursor, f"DELETE FROM {self.table} WHERE {where} {condition}", batch_params
                 )
                 deleted += cursor.rowcount
         return deleted
