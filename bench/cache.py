@@ -134,8 +134,9 @@ def statement_call(cache: Any, alias: str) -> Callable[[Any], Any]:
     from django.db import connections
 
     from django_keyval.backends import operations_for
-    from django_keyval.backends.base import StoredRow, adapt_datetime
+    from django_keyval.clock import adapt_datetime
     from django_keyval.encoding import encode_value
+    from django_keyval.rows import StoredRow
 
     store = cache.store
     connection = connections[alias]

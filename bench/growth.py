@@ -31,9 +31,10 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_keyval.backends import operations_for
-from django_keyval.backends.base import ROW_MARKS, StoredRow
+from django_keyval.backends.base import ROW_MARKS
 from django_keyval.conf import keyval_settings
 from django_keyval.models import KeyVal
+from django_keyval.rows import StoredRow
 from django_keyval.serializers import get_serializer
 
 from .operations import OPERATIONS_BY_SLUG

@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 
-from .backends.base import ValueRow
 from .descriptors import StoreOrClassMethod
+from .rows import ValueRow
 from .validation import Timeout
 
 _T = TypeVar("_T")

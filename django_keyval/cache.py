@@ -16,13 +16,12 @@ writes them.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 import re
 import threading
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
@@ -31,9 +30,8 @@ from django.db import connections, router, transaction
 from django.utils import timezone
 
 from .exceptions import DeserializationError, KeyNotFoundError, SerializationError
-
-if TYPE_CHECKING:
-    from .store import KeyVal
+from .store import KeyVal, get_model_class
+from .validation import MAX_KEY_LENGTH
 
 __all__ = ["MAX_TIMEOUT", "KeyValCache", "stored_key"]
 
@@ -115,15 +113,6 @@ def _budget_of(alias: str, location: str) -> _RowBudget:
             return _budgets.setdefault((alias, location), _RowBudget())
 
 
-@functools.cache
-def _max_key_length() -> int:
-    # Imported here: this module must import before the app registry is
-    # ready (Django may load a cache backend early), and models cannot.
-    from .models import MAX_KEY_LENGTH
-
-    return MAX_KEY_LENGTH
-
-
 def stored_key(cache_key: str) -> str:
     """Return the store key that holds ``cache_key`` (the key after ``KEY_PREFIX`` and version).
 
@@ -133,7 +122,7 @@ def stored_key(cache_key: str) -> str:
     digest of the whole key in hex: at most 472 characters, the same every
     time, and distinct for distinct keys short of a SHA-256 collision.
     """
-    if len(cache_key) <= _max_key_length() and not _UNSTORABLE.search(cache_key):
+    if len(cache_key) <= MAX_KEY_LENGTH and not _UNSTORABLE.search(cache_key):
         return cache_key
     digest = hashlib.sha256(cache_key.encode("utf-8", "surrogatepass")).hexdigest()
     kept = _UNSTORABLE.sub("", cache_key[:KEPT_KEY_CHARACTERS])
@@ -206,10 +195,6 @@ class KeyValCache(BaseCache):
     def store(self) -> KeyVal:
         """The :class:`~django_keyval.models.KeyVal` this cache keeps its pairs in."""
         if self._store is None:
-            # Imported here, not at the top: Django may import a cache
-            # backend before the app registry is ready to define models.
-            from .store import KeyVal
-
             # The cache's values are always signed pickles, whatever
             # KEYVAL_SERIALIZER says: responses and querysets are not JSON.
             self._store = KeyVal(self._location, using=self._alias, serializer="pickle")
@@ -235,8 +220,6 @@ class KeyValCache(BaseCache):
         """The database this cache writes to: ``OPTIONS["DATABASE"]`` or the routers' choice."""
         if self._alias is not None:
             return self._alias
-        from .store import get_model_class
-
         return str(router.db_for_write(get_model_class(), store=self._location))
 
     def _added(self, new_keys: int, spare_since: Any) -> None:

@@ -14,13 +14,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import suppress
 from typing import Any, TypeVar
 
+from django.apps import apps
 from django.db import connections, models, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
 from .async_api import AsyncMethods
 from .backends import BaseOperations, operations_for
-from .backends.base import PageBounds, PageRow, StoredRow, ValueRow, adapt_datetime
+from .clock import adapt_datetime
 from .conf import keyval_settings
 from .descriptors import StoreOrClassMethod
 from .encoding import INT64_MAX, INT64_MIN, decode_value, encode_value
@@ -35,6 +36,7 @@ from .exceptions import (
     UpdateConflictError,
 )
 from .locks import Lock
+from .rows import PageBounds, PageRow, StoredRow, ValueRow
 from .serializers import (
     BUILTIN_FORMATS,
     INTEGER_FORMAT,
@@ -78,12 +80,10 @@ ITERATION_CHUNK_BYTES = 8 * 1024 * 1024
 def get_model_class() -> type[models.Model]:
     """Return the model of the table, :class:`~django_keyval.models.KeyValPair`.
 
-    Imported here rather than at the top: ``models.py`` imports this module
-    to offer ``KeyVal`` beside its table.
+    Found through the app registry, as Django's own apps find their models:
+    ``models.py`` imports this module to offer ``KeyVal`` beside its table.
     """
-    from .models import KeyValPair
-
-    return KeyValPair
+    return apps.get_model("django_keyval", "KeyValPair")
 
 
 class KeyVal(AsyncMethods):
@@ -905,7 +905,7 @@ class KeyVal(AsyncMethods):
 def stored_rows(store: KeyVal, page_size: int | None = None) -> Iterator[ValueRow]:
     """Iterate over the live pairs of ``store`` as they are stored, in key order.
 
-    Each :class:`~django_keyval.backends.base.ValueRow` holds the value
+    Each :class:`~django_keyval.rows.ValueRow` holds the value
     undecoded (bytes and serializer name, or the integer) and its expiry as
     a datetime (aware when ``USE_TZ`` is on), or ``None``. The pages are
     those of :meth:`KeyVal.items`, ``page_size`` rows at a time (default

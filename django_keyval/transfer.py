@@ -53,11 +53,11 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from .backends import operations_for
-from .backends.base import StoredRow
 from .conf import keyval_settings
 from .encoding import check_value_size, decode_value, encode_value
 from .exceptions import DeserializationError, TransferError
 from .models import KeyValPair
+from .rows import StoredRow
 from .serializers import (
     INTEGER_FORMAT,
     NATIVE_FORMATS,

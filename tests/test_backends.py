@@ -18,9 +18,10 @@ from django.test import TestCase, TransactionTestCase, override_settings
 from django.test.utils import CaptureQueriesContext
 
 from django_keyval.backends import operations_for
-from django_keyval.backends.base import ROW_MARKS, adapt_datetime
+from django_keyval.backends.base import ROW_MARKS
 from django_keyval.backends.mysql import MySQLOperations
 from django_keyval.backends.portable import PortableOperations
+from django_keyval.clock import adapt_datetime
 from django_keyval.models import BinaryCollationCharField, KeyVal, KeyValPair
 from tests.statements import FORBIDDEN
 

@@ -6,15 +6,17 @@ import datetime
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, NamedTuple, TypeVar, cast
+from typing import Any, TypeVar, cast
 
+from django.apps import apps
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field
-from django.utils import timezone
 
+from ..clock import adapted_now
 from ..encoding import INT64_MAX, INT64_MIN
 from ..exceptions import CounterOverflowError
+from ..rows import PageBounds, PageRow, StoredRow, ValueRow
 from ..serializers import INTEGER_FORMAT, STR_FORMAT
 
 _T = TypeVar("_T")
@@ -23,111 +25,11 @@ _T = TypeVar("_T")
 MAX_STATEMENT_VALUE_BYTES = 4 * 1024 * 1024
 
 
-class StoredRow(NamedTuple):
-    """The columns a write sets, as the upserts take them (``version`` aside)."""
-
-    store: str
-    key: str
-    #: The serialized value (bytes), or ``None`` for an ``int`` kept in ``integer``.
-    value: Any
-    integer: int | None
-    #: The name of the format ``value`` is in (``"int"`` with ``integer``).
-    serializer: str
-    #: When the pair expires, adapted for the column; ``None``: never.
-    expires_at: Any
-    #: The time of the write, adapted for the column; statements also use it
-    #: to tell expired rows.
-    updated_at: Any
-
-
-class ValueRow(NamedTuple):
-    """A live pair as reads return it, undecoded."""
-
-    key: str
-    value: Any
-    integer: int | None
-    serializer: str
-    #: As the driver returns it (see :meth:`BaseOperations.expiry_datetime`).
-    expires_at: Any
-
-
-class PageBounds(NamedTuple):
-    """Which rows of a store a key-ordered page holds, and how many at most."""
-
-    store: str
-    #: The key to start from, itself included when ``inclusive``.
-    low: str
-    inclusive: bool
-    #: The key to stop before; ``None``: the end of the store.
-    high: str | None
-    #: The adapted current time: rows that expired by then are left out.
-    now: Any
-    size: int
-
-
-class PageRow(NamedTuple):
-    """One row of a key-ordered page (:meth:`BaseOperations.page`).
-
-    A value longer than the page's ``inline_bytes`` is left out (``None``)
-    and ``length`` says how long it is, so that it can be fetched apart.
-    """
-
-    key: str
-    value: Any
-    integer: int | None
-    serializer: str
-    expires_at: Any
-    #: The length of the value in bytes (``None`` for an integer).
-    length: int | None
-
-    def value_row(self) -> ValueRow:
-        """Return the row without its ``length``."""
-        return ValueRow(self.key, self.value, self.integer, self.serializer, self.expires_at)
-
-
 #: Placeholders of one row in a multi-row upsert's ``VALUES``: one for each
 #: field of :class:`StoredRow`, then ``version``, which starts at 1.
 ROW_MARKS = "(" + ", ".join(["%s"] * len(StoredRow._fields)) + ", 1)"
 #: The same with named placeholders, for statements that take one row as a mapping.
 NAMED_ROW_MARKS = "(" + ", ".join(f"%({field})s" for field in StoredRow._fields) + ", 1)"
-
-
-#: Where Django's ``adapt_datetimefield_value`` turns an aware datetime into
-#: the ``str()`` of the naive one in the connection's time zone.
-_NAIVE_STRING_ADAPTERS = frozenset(
-    {"django.db.backends.sqlite3.operations", "django.db.backends.mysql.operations"}
-)
-
-
-_naive_string_classes: dict[type[Any], bool] = {}
-
-
-def _adapts_to_naive_strings(operations_class: type[Any]) -> bool:
-    # Django's own adapter only: a third-party backend may override it.
-    try:
-        return _naive_string_classes[operations_class]
-    except KeyError:
-        adapter = operations_class.adapt_datetimefield_value
-        found = getattr(adapter, "__module__", None) in _NAIVE_STRING_ADAPTERS
-        _naive_string_classes[operations_class] = found
-        return found
-
-
-def adapt_datetime(connection: BaseDatabaseWrapper, value: datetime.datetime) -> Any:
-    """Return an aware datetime as ``connection.ops.adapt_datetimefield_value`` would.
-
-    Every write adapts two datetimes (its time and its expiry), and Django's
-    adapter costs microseconds on SQLite and MySQL; for the common case, a
-    UTC datetime for a connection in UTC, the result is computed directly
-    (the same string, a test compares them). Anything else goes to Django.
-    """
-    if (
-        value.tzinfo is datetime.timezone.utc
-        and _adapts_to_naive_strings(type(connection.ops))
-        and connection.timezone is datetime.timezone.utc
-    ):
-        return value.replace(tzinfo=None).isoformat(" ")
-    return connection.ops.adapt_datetimefield_value(value)
 
 
 def row_params(row: StoredRow, **extra: Any) -> dict[str, Any]:
@@ -146,8 +48,7 @@ class BaseOperations:
     """
 
     def __init__(self, connection: BaseDatabaseWrapper) -> None:
-        from ..models import KeyValPair
-
+        KeyValPair = apps.get_model("django_keyval", "KeyValPair")  # noqa: N806
         quote = connection.ops.quote_name
         fields = {
             field.name: quote(str(field.column)) for field in KeyValPair._meta.concrete_fields
@@ -326,7 +227,7 @@ class BaseOperations:
     @staticmethod
     def now(connection: BaseDatabaseWrapper) -> Any:
         """Return the current time adapted for the column, as statements take it."""
-        return adapt_datetime(connection, timezone.now())
+        return adapted_now(connection)
 
     @classmethod
     def is_live(cls, connection: BaseDatabaseWrapper, expires: Any, now: Any = None) -> bool:

@@ -31,8 +31,9 @@ from typing import Any
 from django.db import DatabaseError
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from ..rows import StoredRow
 from ..serializers import INTEGER_FORMAT
-from .base import NAMED_ROW_MARKS, ROW_MARKS, BaseOperations, StoredRow, row_params
+from .base import NAMED_ROW_MARKS, ROW_MARKS, BaseOperations, row_params
 
 # The server's error for an out-of-range BIGINT result.
 ER_DATA_OUT_OF_RANGE = 1690

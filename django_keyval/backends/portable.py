@@ -30,14 +30,16 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from django.apps import apps
 from django.db import DatabaseError, IntegrityError, OperationalError, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models.functions import Length
 from django.db.models.sql import Query
 from django.utils import timezone
 
+from ..rows import StoredRow
 from ..serializers import INTEGER_FORMAT
-from .base import NAMED_ROW_MARKS, BaseOperations, StoredRow, row_params
+from .base import NAMED_ROW_MARKS, BaseOperations, row_params
 
 #: SQLSTATEs of a serialization failure and of a deadlock victim (PostgreSQL,
 #: CockroachDB, SQL Server through ODBC): the transaction was rolled back.
@@ -107,8 +109,7 @@ class PortableOperations(BaseOperations):
 
     def length_sql(self) -> str:
         """Django's ``Length`` of the value, compiled for the connection (``LEN``...)."""
-        from ..models import KeyValPair
-
+        KeyValPair = apps.get_model("django_keyval", "KeyValPair")  # noqa: N806
         query = Query(KeyValPair)
         compiler = query.get_compiler(connection=self.connection)
         sql, _ = compiler.compile(Length("value").resolve_expression(query))
@@ -249,8 +250,7 @@ class PortableOperations(BaseOperations):
         Return ``(value, integer, serializer, expires_at)``, the expiry
         adapted for the column.
         """
-        from ..models import KeyValPair
-
+        KeyValPair = apps.get_model("django_keyval", "KeyValPair")  # noqa: N806
         while True:
             pairs = KeyValPair.objects.using(connection.alias).filter(store=store, key=key)
             if connection.in_atomic_block and connection.features.has_select_for_update:
