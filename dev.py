@@ -9,7 +9,7 @@
 
 The environment is made in ``.venv`` beside this file and reused afterwards.
 Only the standard library is used here, so a fresh machine needs nothing but
-Python 3.10 or newer. ``KEYVAL_TEST_DB=postgresql|mysql`` picks the test
+Python 3.10 or newer. ``KEYVAL_TEST_DB=postgresql|mysql|galera`` picks the test
 database (see README.rst); for ``mysql`` the mysqlclient driver is installed
 too.
 """
@@ -97,7 +97,7 @@ def demo() -> int:
 def test(runtests_args: list[str]) -> int:
     """Install the test requirements and run runtests.py; return its status."""
     extras = "[test]"
-    if os.environ.get("KEYVAL_TEST_DB") == "mysql":
+    if os.environ.get("KEYVAL_TEST_DB") in ("mysql", "galera"):
         extras = "[test,mysql]"
     python = install(extras)
     return run(python, ROOT / "runtests.py", *runtests_args, check=False)

@@ -1,9 +1,12 @@
 """Minimal settings for the test suite.
 
 ``KEYVAL_TEST_DB`` picks the database: ``sqlite`` (default, in WAL mode
-with ``KEYVAL_TEST_SQLITE_WAL=1``), ``postgresql`` or ``mysql`` (MariaDB).
-Each gets a second database, ``other``, for the tests of ``using=`` and
-routers. ``KEYVAL_TEST_OPERATIONS=mysql|portable``
+with ``KEYVAL_TEST_SQLITE_WAL=1``), ``postgresql``, ``mysql`` (MariaDB) or
+``galera`` (the 3-node MariaDB Galera cluster of ``python3 -m tests.galera
+start``). Each gets a second database, ``other``, for the tests of
+``using=`` and routers. On ``galera``, ``default`` and ``other`` are on
+node 1, and ``node2`` and ``node3`` reach the same test database (a test
+mirror of ``default``) through the other two nodes. ``KEYVAL_TEST_OPERATIONS=mysql|portable``
 forces that operations class on every alias (the MySQL class on MariaDB,
 the portable class anywhere), and checks every statement it sends (see
 ``tests/statements.py``).
@@ -11,6 +14,7 @@ the portable class anywhere), and checks every statement it sends (see
 
 import os
 import tempfile
+from typing import Any
 
 DATABASE_VENDOR = os.environ.get("KEYVAL_TEST_DB", "sqlite")
 # Lets several runs share one server at once (test_keyval_default_SUFFIX).
@@ -48,12 +52,13 @@ elif DATABASE_VENDOR == "postgresql":
         }
         for alias in ("default", "other")
     }
-elif DATABASE_VENDOR == "mysql":
-    DATABASES = {
-        alias: {
+elif DATABASE_VENDOR in ("mysql", "galera"):
+
+    def _mysql_database(alias: str, port: str, mirror: str | None = None) -> dict[str, Any]:
+        return {
             "ENGINE": "django.db.backends.mysql",
             "HOST": os.environ.get("KEYVAL_MYSQL_HOST", "127.0.0.1"),
-            "PORT": os.environ.get("KEYVAL_MYSQL_PORT", "3306"),
+            "PORT": port,
             "USER": os.environ.get("KEYVAL_MYSQL_USER", "root"),
             "PASSWORD": os.environ.get("KEYVAL_MYSQL_PASSWORD", ""),
             "NAME": f"keyval_{alias}",
@@ -62,12 +67,26 @@ elif DATABASE_VENDOR == "mysql":
                 "NAME": f"test_keyval_{alias}{_SUFFIX}",
                 "CHARSET": "utf8mb4",
                 "COLLATION": "utf8mb4_unicode_ci",
+                "MIRROR": mirror,
             },
         }
-        for alias in ("default", "other")
-    }
+
+    if DATABASE_VENDOR == "mysql":
+        _port = os.environ.get("KEYVAL_MYSQL_PORT", "3306")
+        DATABASES = {alias: _mysql_database(alias, _port) for alias in ("default", "other")}
+    else:
+        from .galera import sql_port
+
+        DATABASES = {
+            "default": _mysql_database("default", str(sql_port(1))),
+            "other": _mysql_database("other", str(sql_port(1))),
+            "node2": _mysql_database("node2", str(sql_port(2)), mirror="default"),
+            "node3": _mysql_database("node3", str(sql_port(3)), mirror="default"),
+        }
 else:
-    raise ValueError(f"KEYVAL_TEST_DB must be sqlite, postgresql or mysql, not {DATABASE_VENDOR!r}")
+    raise ValueError(
+        f"KEYVAL_TEST_DB must be sqlite, postgresql, mysql or galera, not {DATABASE_VENDOR!r}"
+    )
 
 SECRET_KEY = "django-keyval-tests-not-secret"
 USE_TZ = True
