@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.views.main import ChangeList
-from django.db import router, transaction
+from django.db import transaction
 from django.db.models import Count, Q, QuerySet, Value
 from django.db.models.functions import Length, Substr
 from django.db.models.lookups import Contains
@@ -31,6 +31,7 @@ from .exceptions import PairChangedError
 from .forms import KeyValPairForm
 from .functions import UnicodeLower
 from .models import KeyVal, KeyValPair
+from .table import route
 from .value_fields import VALUE_KINDS
 
 if TYPE_CHECKING:
@@ -329,7 +330,7 @@ class KeyValPairAdmin(_PairAdmin):
     ) -> None:
         """Write the pair through the store API, not with ``Model.save()``."""
         assert isinstance(form, KeyValPairForm)
-        form.store_pair(router.db_for_write(KeyValPair, instance=obj))
+        form.store_pair(route(True, instance=obj))
         if not change and form.new_store:
             self.message_user(
                 request,

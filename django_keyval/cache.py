@@ -26,11 +26,12 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connections, router, transaction
-from django.utils import timezone
+from django.db import connections, transaction
 
+from . import clock
 from .exceptions import DeserializationError, KeyNotFoundError, SerializationError
-from .store import KeyVal, get_model_class
+from .store import KeyVal
+from .table import route
 from .validation import MAX_KEY_LENGTH
 
 __all__ = ["MAX_TIMEOUT", "KeyValCache", "stored_key"]
@@ -190,6 +191,8 @@ class KeyValCache(BaseCache):
         self._location = location
         self._alias: str | None = alias
         self._store: KeyVal | None = None
+        #: The store bound to each database the routers sent a write to.
+        self._writers: dict[str, KeyVal] = {}
 
     @property
     def store(self) -> KeyVal:
@@ -216,23 +219,33 @@ class KeyValCache(BaseCache):
             return None
         return max(0.0, seconds)
 
-    def _database_alias(self) -> str:
-        """The database this cache writes to: ``OPTIONS["DATABASE"]`` or the routers' choice."""
-        if self._alias is not None:
-            return self._alias
-        return str(router.db_for_write(get_model_class(), store=self._location))
+    def _writer(self) -> KeyVal:
+        """The store on the database this cache writes to now, routed once per operation.
 
-    def _added(self, new_keys: int, spare_since: Any) -> None:
+        A write that may add keys needs the database it wrote to (each keeps
+        its own row budget): routing once and staying on the result keeps
+        the two the same, and saves routing again.
+        """
+        if self._alias is not None:
+            return self.store
+        alias = route(True, self._location)
+        try:
+            return self._writers[alias]
+        except KeyError:
+            writer = self._writers[alias] = self.store.bound_to(alias)
+            return writer
+
+    def _added(self, writer: KeyVal, new_keys: int, spare_since: Any) -> None:
         """Count and trim the store after a write that may have added ``new_keys`` keys."""
         max_entries: int | None = self._max_entries  # None: OPTIONS["MAX_ENTRIES"] None
         if max_entries is None:
             return
-        alias = self._database_alias()
+        alias = str(writer.using)
         budget = _budget_of(alias, self._location)
         mark = budget.needs_count(new_keys, max_entries)
         if mark is None:
             return
-        counted, deleted = self.store.trim_and_count(max_entries, self._cull_frequency, spare_since)
+        counted, deleted = writer.trim_and_count(max_entries, self._cull_frequency, spare_since)
         rows = counted - deleted
         if connections[alias].in_atomic_block:
             # A rollback would undo the write, the count and the cull: the
@@ -295,26 +308,28 @@ class KeyValCache(BaseCache):
             # Expired at once: the pair must go, not be rewritten as garbage.
             self.store.delete(stored, ignore_keyerror=True)
             return
-        started = timezone.now()
+        started = clock.now()
+        writer = self._writer()
         try:
-            created = self.store.set(stored, value, seconds)
+            created = writer.set(stored, value, seconds)
         except SerializationError as error:
             raise _pickling_error(error) from None
         if created:
-            self._added(1, started)
+            self._added(writer, 1, started)
 
     def add(
         self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
     ) -> bool:
         """Set a value unless the key is in the cache; return whether it was stored."""
         stored = self._key(key, version)
-        started = timezone.now()
+        started = clock.now()
+        writer = self._writer()
         try:
-            added = self.store.add(stored, value, self._timeout(timeout))
+            added = writer.add(stored, value, self._timeout(timeout))
         except SerializationError as error:
             raise _pickling_error(error) from None
         if added:
-            self._added(1, started)
+            self._added(writer, 1, started)
         return added
 
     def set_many(
@@ -328,12 +343,13 @@ class KeyValCache(BaseCache):
         if seconds == 0:
             self.store.delete_many(mapping)
             return []
-        started = timezone.now()
+        started = clock.now()
+        writer = self._writer()
         try:
-            self.store.set_many(mapping, seconds)
+            writer.set_many(mapping, seconds)
         except SerializationError as error:
             raise _pickling_error(error) from None
-        self._added(len(mapping), started)
+        self._added(writer, len(mapping), started)
         return []
 
     def touch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
@@ -352,8 +368,9 @@ class KeyValCache(BaseCache):
 
     def clear(self) -> None:
         """Delete every pair of this cache's store, and nothing else."""
-        self.store.flush()
-        _budget_of(self._database_alias(), self._location).forget()
+        writer = self._writer()
+        writer.flush()
+        _budget_of(str(writer.using), self._location).forget()
 
     def incr(self, key: Any, delta: int = 1, version: int | None = None) -> int:
         """Add ``delta`` to an integer value in one SQL statement; return the new value.

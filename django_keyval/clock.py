@@ -42,14 +42,16 @@ def _adapts_to_naive_strings(operations_class: type[Any]) -> bool:
         return found
 
 
-def adapt_datetime(connection: BaseDatabaseWrapper, value: datetime.datetime) -> Any:
-    """Return an aware datetime as ``connection.ops.adapt_datetimefield_value`` would.
+def adapt_datetime(connection: BaseDatabaseWrapper, value: datetime.datetime | None) -> Any:
+    """Return an aware datetime (or ``None``) as ``connection.ops.adapt_datetimefield_value`` would.
 
     Every write adapts two datetimes (its time and its expiry), and Django's
     adapter costs microseconds on SQLite and MySQL; for the common case, a
     UTC datetime for a connection in UTC, the result is computed directly
     (the same string, a test compares them). Anything else goes to Django.
     """
+    if value is None:
+        return None
     if (
         value.tzinfo is datetime.timezone.utc
         and _adapts_to_naive_strings(type(connection.ops))

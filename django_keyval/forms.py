@@ -15,7 +15,7 @@ import datetime
 from typing import TYPE_CHECKING, Any
 
 from django import forms
-from django.db import router, transaction
+from django.db import transaction
 from django.db.models import Count, F
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join, json_script
@@ -29,6 +29,7 @@ from .exceptions import KeyValError, PairChangedError
 from .models import KeyValPair
 from .serializers import NATIVE_FORMATS, SERIALIZER_FORMATS, get_serializer
 from .store import KeyVal
+from .table import route
 from .validation import validate_key, validate_store_name
 from .value_fields import (
     VALUE_KINDS,
@@ -160,7 +161,7 @@ class KeyValPairForm(_PairModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.adding = self.instance._state.adding
-        self.using = router.db_for_write(KeyValPair, instance=self.instance)
+        self.using = route(True, instance=self.instance)
         #: Whether the add form creates the store (it had no pair).
         self.new_store = False
         self.current: DecodedValue | None = None if self.adding else decoded(self.instance)

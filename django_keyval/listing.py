@@ -7,14 +7,13 @@ from collections.abc import Iterator
 from itertools import islice
 from typing import Any
 
-from django.db import router
 from django.utils import timezone
 
 from .conf import keyval_settings
 from .encoding import decode_value
 from .exceptions import BadSignatureError, DeserializationError
-from .models import KeyVal, KeyValPair
 from .serializers import Serializer, get_serializer
+from .store import KeyVal, stored_rows
 
 #: Keys whose rows are read in one query, so memory stays bounded whatever the store holds.
 BATCH_SIZE = 100
@@ -72,28 +71,14 @@ def listing_lines(kv: KeyVal, prefix: str, width: int) -> Iterator[str]:
     pickle whose signature does not match, a serializer that is gone) shows
     the reason instead; it is never unpickled.
     """
-    alias = kv.using or router.db_for_read(KeyValPair, store=kv.name)
     candidates = [get_serializer(keyval_settings.SERIALIZER)]
-    keys = kv.keys(prefix)
-    while batch := list(islice(keys, BATCH_SIZE)):
-        found = (
-            KeyValPair.objects.using(alias)
-            .filter(store=kv.name, key__in=batch)
-            .exclude(expires_at__lte=timezone.now())
-            .values_list("key", "value", "integer_value", "serializer", "expires_at")
-        )
-        rows = {
-            key: (expires_at, (data, integer, name))
-            for key, data, integer, name, expires_at in found
-        }
-        live = [
-            key for key in batch if key in rows
-        ]  # those expired or deleted meanwhile are left out
-        key_width = min(max((len(key) for key in live), default=0), KEY_COLUMN_WIDTH)
-        for key in live:
-            expires_at, row = rows[key]
-            line = (
-                f"{key:<{key_width}}  {expiry_text(expires_at):<{EXPIRY_COLUMN_WIDTH}}  "
-                f"{value_text(kv.name, key, row, candidates)}"
+    rows = stored_rows(kv.routed(), BATCH_SIZE, prefix)
+    while batch := list(islice(rows, BATCH_SIZE)):
+        key_width = min(max(len(row.key) for row in batch), KEY_COLUMN_WIDTH)
+        for row in batch:
+            shown = value_text(
+                kv.name, row.key, (row.value, row.integer, row.serializer), candidates
             )
+            expiry = expiry_text(row.expires_at)
+            line = f"{row.key:<{key_width}}  {expiry:<{EXPIRY_COLUMN_WIDTH}}  {shown}"
             yield cut(line, width)

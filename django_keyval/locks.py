@@ -35,10 +35,10 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.utils import timezone
 
-from .backends import BaseOperations
+from . import clock
 from .exceptions import InvalidTimeoutError, LockNotOwnedError, LockTimeoutError
+from .table import Table
 from .validation import timeout_seconds
 
 __all__ = ["Lock"]
@@ -51,7 +51,8 @@ _MICROSECOND = datetime.timedelta(microseconds=1)
 FIRST_POLL_INTERVAL = 0.002
 MAX_POLL_INTERVAL = 0.1
 
-Database = Callable[[], "tuple[BaseDatabaseWrapper, BaseOperations]"]
+#: Returns the table a lock operation runs on (routed for each operation).
+Database = Callable[[], Table]
 
 
 def lease_seconds(timeout: Any) -> float:
@@ -131,11 +132,11 @@ class Lock:
     def _params(
         self, connection: BaseDatabaseWrapper, lease: float | None = None, **extra: Any
     ) -> dict[str, Any]:
-        now = timezone.now()
+        now = clock.now()
         params: dict[str, Any] = {
             "store": self._store,
             "key": self._name,
-            "now": connection.ops.adapt_datetimefield_value(now),
+            "now": clock.adapt_datetime(connection, now),
             "now_us": (now - _EPOCH) // _MICROSECOND,
             "owner": self._owner,
         }
@@ -146,7 +147,7 @@ class Lock:
         return params
 
     def _try_acquire(self) -> bool:
-        connection, operations = self._database()
+        _, connection, operations = self._database()
         # A new owner token for each acquisition: a lease this Lock held
         # before and lost can never be mistaken for the new one.
         self._owner = secrets.token_hex(16).encode()
@@ -207,7 +208,7 @@ class Lock:
         change nothing, if this ``Lock`` does not hold the lease (its lease
         ended, whether or not another holder took the lock since).
         """
-        connection, operations = self._database()
+        _, connection, operations = self._database()
         owner = self._owner
         self._owner = None
         if owner is None or not operations.release_lock(
@@ -222,7 +223,7 @@ class Lock:
         change nothing, if this ``Lock`` does not hold the lease.
         """
         lease = lease_seconds(timeout)
-        connection, operations = self._database()
+        _, connection, operations = self._database()
         if self._owner is None or not operations.extend_lock(
             connection, self._params(connection, lease=lease)
         ):
@@ -230,14 +231,14 @@ class Lock:
 
     def locked(self) -> bool:
         """Return whether anyone (this ``Lock`` included) holds the lock."""
-        connection, operations = self._database()
+        _, connection, operations = self._database()
         return operations.lock_holder(connection, self._params(connection)) is not None
 
     def owned(self) -> bool:
         """Return whether this ``Lock`` holds the lock, its lease not ended."""
         if self._owner is None:
             return False
-        connection, operations = self._database()
+        _, connection, operations = self._database()
         return bool(operations.lock_holder(connection, self._params(connection)) == self._owner)
 
     def _not_owned(self, action: str) -> LockNotOwnedError:

@@ -8,20 +8,21 @@ Import it from :mod:`django_keyval.models`, as the package always documented::
 from __future__ import annotations
 
 import datetime
+import functools
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import suppress
 from typing import Any, TypeVar
 
-from django.apps import apps
-from django.db import connections, models, router
+from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
+from . import clock
 from .async_api import AsyncMethods
-from .backends import BaseOperations, operations_for
-from .clock import adapt_datetime
+from .backends import BaseOperations
+from .clock import adapt_datetime, adapted_now
 from .conf import keyval_settings
 from .descriptors import StoreOrClassMethod
 from .encoding import INT64_MAX, INT64_MIN, decode_value, encode_value
@@ -44,6 +45,7 @@ from .serializers import (
     Serializer,
     get_serializer,
 )
+from .table import Table, table
 from .validation import (
     MAX_KEY_LENGTH,
     Timeout,
@@ -53,7 +55,7 @@ from .validation import (
     validate_text,
 )
 
-__all__ = ["KeyVal", "get_model_class"]
+__all__ = ["KeyVal", "stored_rows"]
 
 _T = TypeVar("_T")
 
@@ -75,15 +77,6 @@ ITERATION_CHUNK_SIZE = 1000
 #: iterating holds a bounded number of bytes whatever the size of the values.
 ITERATION_INLINE_BYTES = 8 * 1024
 ITERATION_CHUNK_BYTES = 8 * 1024 * 1024
-
-
-def get_model_class() -> type[models.Model]:
-    """Return the model of the table, :class:`~django_keyval.models.KeyValPair`.
-
-    Found through the app registry, as Django's own apps find their models:
-    ``models.py`` imports this module to offer ``KeyVal`` beside its table.
-    """
-    return apps.get_model("django_keyval", "KeyValPair")
 
 
 class KeyVal(AsyncMethods):
@@ -144,6 +137,25 @@ class KeyVal(AsyncMethods):
         """The database alias given to the constructor, or ``None`` to follow the routers."""
         return self._using
 
+    def routed(self, write: bool = False) -> KeyVal:
+        """Return this store bound to the database its reads (or writes) go to now.
+
+        Without ``using``, each operation asks the routers where to go; a
+        caller whose operations must stay on one database (or that must say
+        which) routes once with this and uses the result, whose
+        :attr:`using` names the database. With ``using``, the store itself
+        is returned.
+        """
+        if self._using is not None:
+            self._check_connected()
+            return self
+        return self.bound_to(self._table(write).alias)
+
+    def bound_to(self, alias: str) -> KeyVal:
+        """Return this store, with the same serializer, on the database ``alias``."""
+        self._check_connected()
+        return KeyVal(self._name, using=alias, serializer=self._serializer_spec)
+
     @property
     def connected(self) -> bool:
         """``False`` once :meth:`disconnect` was called."""
@@ -173,9 +185,10 @@ class KeyVal(AsyncMethods):
                 "create a new KeyVal to use the store again"
             )
 
-    def _database(self, write: bool) -> tuple[BaseDatabaseWrapper, BaseOperations]:
+    def _table(self, write: bool) -> Table:
+        """The table this operation runs on: ``using``, or the routers' choice for the store."""
         self._check_connected()
-        return _database(self._using, write, store=self._name)
+        return table(self._using, write, self._name)
 
     def _serializer_spec_in_use(self) -> str:
         """The serializer this store writes with, as given: a built-in name or a dotted path."""
@@ -207,8 +220,8 @@ class KeyVal(AsyncMethods):
         statements also use to tell expired rows.
         """
         validate_key(key)
-        connection, operations = self._database(write=True)
-        now = timezone.now()
+        _, connection, operations = self._table(write=True)
+        now = clock.now()
         expires = expiry_from_timeout(timeout, now)
         adapted = None if expires is None else adapt_datetime(connection, expires)
         row = self._row(key, value, adapted, adapt_datetime(connection, now))
@@ -250,7 +263,7 @@ class KeyVal(AsyncMethods):
     def get_default(self, key: str, default: Any = None) -> Any:
         """Return the value of ``key``, or ``default`` if it is missing."""
         validate_key(key)
-        connection, operations = self._database(write=False)
+        _, connection, operations = self._table(write=False)
         row = operations.get(connection, self._name, key)
         if row is None:
             return default
@@ -276,7 +289,7 @@ class KeyVal(AsyncMethods):
         raised.
         """
         validate_key(key)
-        connection, operations = self._database(write=True)
+        _, connection, operations = self._table(write=True)
         spec = self._serializer_spec_in_use()
         if not (isinstance(spec, str) and spec in SERIALIZER_FORMATS):
             # A custom serializer is code that may fail in any way: its module
@@ -299,7 +312,7 @@ class KeyVal(AsyncMethods):
             # unpickling, put the row back (unless the key was set again
             # meanwhile), expiry included.
             stored = StoredRow(
-                self._name, key, data, integer, serializer_name, expires, _now(connection)
+                self._name, key, data, integer, serializer_name, expires, adapted_now(connection)
             )
             operations.add(connection, stored)
             raise
@@ -316,7 +329,7 @@ class KeyVal(AsyncMethods):
     def exists(self, key: str) -> bool:
         """Return whether ``key`` has a value (that has not expired)."""
         validate_key(key)
-        connection, operations = self._database(write=False)
+        _, connection, operations = self._table(write=False)
         return operations.exists(connection, self._name, key)
 
     def delete(self, key: str, ignore_keyerror: bool = False) -> bool:
@@ -326,7 +339,7 @@ class KeyVal(AsyncMethods):
         or returns ``False`` when ``ignore_keyerror`` is true.
         """
         validate_key(key)
-        connection, operations = self._database(write=True)
+        _, connection, operations = self._table(write=True)
         deleted = operations.delete(connection, self._name, key)
         if not deleted and not ignore_keyerror:
             raise self._missing(key)
@@ -337,7 +350,7 @@ class KeyVal(AsyncMethods):
 
         Return ``None``, as 0.1.2 and ``dict.clear()`` do.
         """
-        connection, operations = self._database(write=True)
+        _, connection, operations = self._table(write=True)
         operations.flush(connection, self._name)
 
     @StoreOrClassMethod
@@ -350,7 +363,7 @@ class KeyVal(AsyncMethods):
         ``db_for_write(KeyValPair)`` (without a store hint): with stores
         spread over several databases, call it once for each.
         """
-        connection, operations = _database(_alias_of(self_or_cls, using), write=True)
+        _, connection, operations = table(_alias_of(self_or_cls, using), write=True)
         operations.flush_all(connection)
 
     # -- expiry ------------------------------------------------------------------
@@ -372,9 +385,9 @@ class KeyVal(AsyncMethods):
         ``timeout`` has no default: forgetting it must not make a pair permanent.
         """
         validate_key(key)
-        connection, operations = self._database(write=True)
-        now = timezone.now()
-        adapt = connection.ops.adapt_datetimefield_value
+        _, connection, operations = self._table(write=True)
+        now = clock.now()
+        adapt = functools.partial(adapt_datetime, connection)
         expires = adapt(expiry_from_timeout(timeout, now))
         return operations.touch(connection, self._name, key, expires, adapt(now))
 
@@ -384,21 +397,14 @@ class KeyVal(AsyncMethods):
         Raise :class:`~django_keyval.exceptions.KeyNotFoundError` if it is missing.
         """
         validate_key(key)
-        connection, _ = self._database(write=False)
-        row = (
-            get_model_class()
-            ._default_manager.using(connection.alias)
-            .filter(store=self._name, key=key)
-            .exclude(expires_at__lte=timezone.now())
-            .values_list("expires_at")
-            .first()
-        )
-        if row is None:
+        _, connection, operations = self._table(write=False)
+        found = operations.expiry(connection, self._name, key, adapted_now(connection))
+        if found is None:
             raise self._missing(key)
-        expires = row[0]
+        expires = operations.expiry_datetime(found[0])
         if expires is not None and timezone.is_naive(expires):
             expires = timezone.make_aware(expires)
-        return expires  # type: ignore[no-any-return]
+        return expires
 
     @StoreOrClassMethod
     def cull(self_or_cls: Any, using: str | None = None) -> int:  # noqa: N805
@@ -409,11 +415,11 @@ class KeyVal(AsyncMethods):
         """
         if isinstance(self_or_cls, KeyVal):
             self_or_cls._check_connected()
-        connection, operations = _database(_alias_of(self_or_cls, using), write=True)
+        _, connection, operations = table(_alias_of(self_or_cls, using), write=True)
         batch_size = keyval_settings.CULL_BATCH_SIZE
         total = 0
         while True:
-            deleted = operations.cull(connection, _now(connection), batch_size)
+            deleted = operations.cull(connection, adapted_now(connection), batch_size)
             total += deleted
             if deleted < batch_size:
                 return total
@@ -436,11 +442,11 @@ class KeyVal(AsyncMethods):
         validate_key(key)
         if type(delta) is not int:
             raise ArgumentTypeError(f"delta must be an int, not {type(delta).__name__}")
-        connection, operations = self._database(write=True)
+        _, connection, operations = self._table(write=True)
         if not INT64_MIN <= delta <= INT64_MAX:
             raise operations.overflow_error(delta)
         while True:
-            now = _now(connection)
+            now = adapted_now(connection)
             if create:
                 result = operations.incr(connection, self._name, key, delta, now)
             else:
@@ -515,12 +521,12 @@ class KeyVal(AsyncMethods):
                 raise ArgumentTypeError(f"{name} must be an int, not {type(number).__name__}")
         if cull_frequency < 0:
             raise InvalidKeyError(f"cull_frequency must be 0 or more, not {cull_frequency}")
-        connection, operations = self._database(write=True)
+        _, connection, operations = self._table(write=True)
         rows = operations.count_rows(connection, self._name)
         if rows <= max_entries:
             return rows, 0
-        now = timezone.now()
-        adapt = connection.ops.adapt_datetimefield_value
+        now = clock.now()
+        adapt = functools.partial(adapt_datetime, connection)
         deleted = operations.delete_expired_of_store(connection, self._name, adapt(now))
         remaining = rows - deleted
         if remaining <= max_entries:
@@ -550,13 +556,13 @@ class KeyVal(AsyncMethods):
         database cache does when it reads them).
         """
         key_list = self._keys_list(keys)
-        connection, operations = self._database(write=False)
+        _, connection, operations = self._table(write=False)
         if not key_list:
             return {}
         if delete_expired:
             rows = self._get_many_deleting_expired(connection, operations, key_list)
         else:
-            rows = operations.get_many(connection, self._name, key_list, _now(connection))
+            rows = operations.get_many(connection, self._name, key_list, adapted_now(connection))
         found = {row.key: self._decode_row(row) for row in rows}
         return {key: found[key] for key in key_list if key in found}
 
@@ -566,16 +572,16 @@ class KeyVal(AsyncMethods):
         live: list[ValueRow] = []
         expired: list[str] = []
         rows = operations.get_many_with_expiry(connection, self._name, key_list)
-        now = _now(connection)
+        now = adapted_now(connection)
         for row in rows:
             if row.expires_at is None or operations.is_live(connection, row.expires_at, now):
                 live.append(row)
             else:
                 expired.append(row.key)
         if expired:
-            write_connection, write_operations = self._database(write=True)
+            _, write_connection, write_operations = self._table(write=True)
             write_operations.delete_expired_keys(
-                write_connection, self._name, expired, _now(write_connection)
+                write_connection, self._name, expired, adapted_now(write_connection)
             )
         return live
 
@@ -587,11 +593,11 @@ class KeyVal(AsyncMethods):
         """
         if not isinstance(mapping, Mapping):
             raise ArgumentTypeError(f"set_many() takes a mapping, not {type(mapping).__name__}")
-        connection, operations = self._database(write=True)
-        now = timezone.now()
+        db = self._table(write=True)
+        connection, operations = db.connection, db.operations
+        now = clock.now()
         expires = expiry_from_timeout(timeout, now)
-        adapt = connection.ops.adapt_datetimefield_value
-        db_expires, db_now = adapt(expires), adapt(now)
+        db_expires, db_now = db.adapt(expires), db.adapt(now)
         rows: list[StoredRow] = []
         for key, value in mapping.items():
             validate_key(key)
@@ -599,9 +605,7 @@ class KeyVal(AsyncMethods):
         if not rows:
             return
         rows.sort(key=lambda row: row.key)  # one lock order for every caller: no deadlocks
-        _in_one_statement_or_transaction(
-            connection,
-            operations,
+        db.atomic_unless_single(
             lambda: operations.set_many(connection, rows),
             single=_counts_one(operations.row_batches(rows)),
         )
@@ -611,14 +615,12 @@ class KeyVal(AsyncMethods):
     def delete_many(self, keys: Iterable[str]) -> int:
         """Delete those of ``keys`` that exist, in one transaction; return how many."""
         key_list = self._keys_list(keys)
-        connection, operations = self._database(write=True)
+        db = self._table(write=True)
         if not key_list:
             return 0
-        return _in_one_statement_or_transaction(
-            connection,
-            operations,
-            lambda: operations.delete_many(connection, self._name, key_list, _now(connection)),
-            single=_counts_one(operations.batches(key_list, 1)),
+        return db.atomic_unless_single(
+            lambda: db.operations.delete_many(db.connection, self._name, key_list, db.now()),
+            single=_counts_one(db.operations.batches(key_list, 1)),
         )
 
     # -- listing ---------------------------------------------------------------------
@@ -628,9 +630,9 @@ class KeyVal(AsyncMethods):
     ) -> tuple[BaseDatabaseWrapper, BaseOperations, PageBounds]:
         """Return the database and the bounds of the first page of keys starting with ``prefix``."""
         validate_text(prefix, "prefix", MAX_KEY_LENGTH)
-        connection, operations = self._database(write=False)
+        _, connection, operations = self._table(write=False)
         high = _prefix_upper_bound(prefix)
-        bounds = PageBounds(self._name, prefix, True, high, _now(connection), size)
+        bounds = PageBounds(self._name, prefix, True, high, adapted_now(connection), size)
         return connection, operations, bounds
 
     def _page_keys(self, prefix: str) -> Iterator[str]:
@@ -723,8 +725,8 @@ class KeyVal(AsyncMethods):
 
     def count(self) -> int:
         """Return the number of pairs in this store; ``len(kv)`` does the same."""
-        connection, operations = self._database(write=False)
-        return operations.count(connection, self._name, _now(connection))
+        _, connection, operations = self._table(write=False)
+        return operations.count(connection, self._name, adapted_now(connection))
 
     @StoreOrClassMethod
     def stores(self_or_cls: Any, using: str | None = None) -> list[str]:  # noqa: N805
@@ -735,8 +737,8 @@ class KeyVal(AsyncMethods):
         """
         if isinstance(self_or_cls, KeyVal):
             self_or_cls._check_connected()
-        connection, operations = _database(_alias_of(self_or_cls, using), write=False)
-        return operations.stores(connection, _now(connection))
+        _, connection, operations = table(_alias_of(self_or_cls, using), write=False)
+        return operations.stores(connection, adapted_now(connection))
 
     # -- versions, compare-and-set, update and locks ---------------------------------
 
@@ -748,7 +750,7 @@ class KeyVal(AsyncMethods):
         :class:`~django_keyval.exceptions.KeyNotFoundError` if it is missing.
         """
         validate_key(key)
-        connection, operations = self._database(write=False)
+        _, connection, operations = self._table(write=False)
         row = operations.get_versioned(connection, self._key_params(connection, key))
         if row is None:
             raise self._missing(key)
@@ -758,10 +760,12 @@ class KeyVal(AsyncMethods):
     def get_many_versioned(self, keys: Iterable[str]) -> dict[str, tuple[Any, int]]:
         """Return ``{key: (value, version)}`` for those of ``keys`` that exist."""
         key_list = self._keys_list(keys)
-        connection, operations = self._database(write=False)
+        _, connection, operations = self._table(write=False)
         if not key_list:
             return {}
-        rows = operations.get_many_versioned(connection, self._name, key_list, _now(connection))
+        rows = operations.get_many_versioned(
+            connection, self._name, key_list, adapted_now(connection)
+        )
         found = {
             key: (self._decode(key, data, integer, fmt), int(version))
             for key, data, integer, fmt, version in rows
@@ -820,10 +824,10 @@ class KeyVal(AsyncMethods):
         if retries < 0:
             raise InvalidArgumentError(f"retries must be >= 0, not {retries}")
         if timeout is not _KEEP:
-            expiry_from_timeout(timeout, timezone.now())  # refuse a bad timeout before reading
+            expiry_from_timeout(timeout, clock.now())  # refuse a bad timeout before reading
         # Read where the write goes: a lagging replica would only lose races.
-        connection, operations = self._database(write=True)
-        adapt = connection.ops.adapt_datetimefield_value
+        _, connection, operations = self._table(write=True)
+        adapt = functools.partial(adapt_datetime, connection)
         for attempt in range(retries + 1):
             if attempt:
                 # Random pauses that grow let the writers that collided spread out.
@@ -837,7 +841,7 @@ class KeyVal(AsyncMethods):
                 data, integer, serializer_name, version = stored
                 current = self._decode(key, data, integer, serializer_name)
             new_value = function(current)
-            now = timezone.now()
+            now = clock.now()
             keep = timeout is _KEEP
             expires = None if keep else expiry_from_timeout(timeout, now)
             row = self._row(key, new_value, adapt(expires), adapt(now))
@@ -873,13 +877,13 @@ class KeyVal(AsyncMethods):
         validate_key(name)
         self._check_connected()
 
-        def database() -> tuple[BaseDatabaseWrapper, BaseOperations]:
-            return self._database(write=True)
+        def database() -> Table:
+            return self._table(write=True)
 
         return Lock(database, self._name, name, timeout, blocking, blocking_timeout)
 
     def _key_params(self, connection: BaseDatabaseWrapper, key: str) -> dict[str, Any]:
-        return {"store": self._name, "key": key, "now": _now(connection)}
+        return {"store": self._name, "key": key, "now": adapted_now(connection)}
 
     # -- dict-style access ---------------------------------------------------------
 
@@ -902,8 +906,10 @@ class KeyVal(AsyncMethods):
         return self.keys()
 
 
-def stored_rows(store: KeyVal, page_size: int | None = None) -> Iterator[ValueRow]:
-    """Iterate over the live pairs of ``store`` as they are stored, in key order.
+def stored_rows(
+    store: KeyVal, page_size: int | None = None, prefix: str = ""
+) -> Iterator[ValueRow]:
+    """Iterate over the live pairs of ``store`` (whose key starts with ``prefix``), in key order.
 
     Each :class:`~django_keyval.rows.ValueRow` holds the value
     undecoded (bytes and serializer name, or the integer) and its expiry as
@@ -912,8 +918,8 @@ def stored_rows(store: KeyVal, page_size: int | None = None) -> Iterator[ValueRo
     ``ITERATION_CHUNK_SIZE``), with long values fetched apart, so memory
     stays bounded in rows and in bytes; export reads a store this way.
     """
-    connection, operations = store._database(write=False)
-    for row in store._page_through("", page_size):
+    _, connection, operations = store._table(write=False)
+    for row in store._page_through(prefix, page_size):
         if row.expires_at is None:
             yield row
         else:
@@ -934,46 +940,9 @@ def _alias_of(self_or_cls: Any, using: str | None) -> str | None:
     return using
 
 
-def _database(
-    using: str | None, write: bool, store: str | None = None
-) -> tuple[BaseDatabaseWrapper, BaseOperations]:
-    """Return the database (and its operations): ``using``, or the routers' choice.
-
-    The routers get the store's name as the ``store`` hint, so that they can
-    place stores on different databases; operations over every store give
-    none.
-    """
-    if using is None:
-        model = get_model_class()
-        hints = {} if store is None else {"store": store}
-        using = router.db_for_write(model, **hints) if write else router.db_for_read(model, **hints)
-    connection = connections[using]
-    return connection, operations_for(connection)
-
-
 def _counts_one(batches: Iterable[Any]) -> bool:
     """Return whether ``batches`` holds a single batch."""
     return sum(1 for _ in batches) == 1
-
-
-def _in_one_statement_or_transaction(
-    connection: BaseDatabaseWrapper,
-    operations: BaseOperations,
-    function: Callable[[], _T],
-    single: bool,
-) -> _T:
-    """Call ``function``, in a transaction unless it sends a ``single`` statement.
-
-    One statement is atomic by itself: the transaction would only add the
-    queries that open and close it.
-    """
-    if single:
-        return function()
-    return operations.in_transaction(connection, function)
-
-
-def _now(connection: BaseDatabaseWrapper) -> Any:
-    return adapt_datetime(connection, timezone.now())
 
 
 _timed_writes = 0

@@ -48,15 +48,13 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple
 
 from django.conf import settings
-from django.db import connections, router, transaction
-from django.db.models import QuerySet
+from django.db import connections, transaction
 from django.utils import timezone
 
-from .backends import operations_for
+from . import clock
 from .conf import keyval_settings
 from .encoding import check_value_size, decode_value, encode_value
 from .exceptions import DeserializationError, TransferError
-from .models import KeyValPair
 from .rows import StoredRow
 from .serializers import (
     INTEGER_FORMAT,
@@ -70,6 +68,7 @@ from .serializers import (
     parse_json,
 )
 from .store import KeyVal, stored_rows
+from .table import route, table
 from .validation import validate_key
 
 __all__ = [
@@ -166,23 +165,15 @@ def _record(
     return record
 
 
-def _live_pairs(alias: str, now: datetime.datetime) -> QuerySet[KeyValPair]:
-    """The pairs of every store on ``alias`` that have not expired at ``now``."""
-    pairs: QuerySet[KeyValPair] = KeyValPair.objects.using(alias).exclude(expires_at__lte=now)
-    return pairs
-
-
 def count_pairs(using: str | None = None, store: str | None = None) -> int:
     """Return how many pairs :func:`export_lines` would export now, in one query.
 
     ``using`` and ``store`` as for :func:`export_lines`.
     """
     if store is not None:
-        KeyVal(store, using=using)  # checks the name (and alias) before any query
-    hints = {} if store is None else {"store": store}
-    alias = using or router.db_for_read(KeyValPair, **hints)
-    pairs = _live_pairs(alias, timezone.now())
-    return (pairs if store is None else pairs.filter(store=store)).count()
+        return KeyVal(store, using=using).count()
+    db = table(using, write=False)
+    return db.operations.count_all(db.connection, db.now())
 
 
 class SkippedPair(NamedTuple):
@@ -220,8 +211,7 @@ def export_lines(
     """
     if store is not None:
         KeyVal(store, using=using)  # checks the name (and alias) before any query
-    hints = {} if store is None else {"store": store}
-    alias = using or router.db_for_read(KeyValPair, **hints)
+    alias = using or route(False, store)
     candidates = [get_serializer(keyval_settings.SERIALIZER)]
     stores = [store] if store is not None else KeyVal.stores(using=alias)
     exported = 0
@@ -377,14 +367,12 @@ def import_lines(
     ``KEYVAL_SERIALIZER``), a ``pickle`` without one, or with ``"pickle"``,
     byte for byte and without unpickling it.
     """
-    alias = using or router.db_for_write(KeyValPair)
+    alias = using or route(True)
     if alias not in connections.settings:
         raise TransferError(f"there is no database {alias!r} in DATABASES")
-    connection = connections[alias]
-    operations = operations_for(connection)
-    adapt = connection.ops.adapt_datetimefield_value
-    now = timezone.now()
-    db_now = adapt(now)
+    db = table(alias, write=True)
+    now = clock.now()
+    db_now = db.adapt(now)
     reader = _LineReader(alias)
     # Keyed by (store, key): one statement may not touch a row twice
     # (PostgreSQL's ON CONFLICT refuses), and a later line wins anyway.
@@ -394,11 +382,13 @@ def import_lines(
 
     def write() -> None:
         nonlocal pending_bytes
-        operations.set_many(connection, list(pending.values()))
+        db.operations.set_many(db.connection, list(pending.values()))
         pending.clear()
         pending_bytes = 0
 
-    with transaction.atomic(using=alias):
+    # Not Table.atomic: the lines cannot be read twice, so a transient error
+    # is not retried here but raised, and nothing is imported.
+    with transaction.atomic(using=db.alias):
         for number, line in enumerate(lines, start=1):
             try:
                 text = line.decode() if isinstance(line, bytes) else line
@@ -415,7 +405,9 @@ def import_lines(
             if expires_at is not None and expires_at <= now:
                 expired += 1
                 continue
-            row = StoredRow(store, key, data, integer, serializer_name, adapt(expires_at), db_now)
+            row = StoredRow(
+                store, key, data, integer, serializer_name, db.adapt(expires_at), db_now
+            )
             if data is not None and pending and pending_bytes + len(data) > IMPORT_CHUNK_BYTES:
                 write()
             pending[(store, key)] = row

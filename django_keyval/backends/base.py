@@ -461,6 +461,12 @@ class BaseOperations:
             self.execute(cursor, self.sql_count, (store, now))
             return int(cursor.fetchone()[0])
 
+    def count_all(self, connection: BaseDatabaseWrapper, now: Any) -> int:
+        """Return the number of live pairs of every store."""
+        with connection.cursor() as cursor:
+            self.execute(cursor, f"SELECT COUNT(*) FROM {self.table} WHERE {self.live}", (now,))
+            return int(cursor.fetchone()[0])
+
     def stores(self, connection: BaseDatabaseWrapper, now: Any) -> list[str]:
         """Return the names of the stores that hold live pairs, sorted."""
         with connection.cursor() as cursor:
@@ -620,6 +626,13 @@ class BaseOperations:
         """
         columns = f"{self.key}, {self.value}, {self.integer}, {self.format}, {self.expires}"
         return [ValueRow._make(row) for row in self.select_keys(connection, store, keys, columns)]
+
+    def expiry(
+        self, connection: BaseDatabaseWrapper, store: str, key: str, now: Any
+    ) -> tuple[Any] | None:
+        """Return ``(expires_at,)`` of a live pair, as the driver returns it; ``None``: missing."""
+        rows = self.select_keys(connection, store, [key], self.expires, f"AND {self.live}", now)
+        return None if not rows else (rows[0][0],)
 
     def delete_expired_keys(
         self, connection: BaseDatabaseWrapper, store: str, keys: Sequence[str], now: Any

@@ -18,14 +18,14 @@ from django.core.management.base import (
     CommandParser,
     DjangoHelpFormatter,
 )
-from django.db import DatabaseError, connections, router, transaction
+from django.db import DatabaseError, connections, transaction
 
 from ...exceptions import KeyValError, NotAnIntegerError
 from ...listing import listing_lines
 from ...models import KeyVal
 from ...serializers import check_json_value, parse_json
-from ...store import get_model_class
 from ...streams import CountedLines, ProgressBar, file_size, write_lines, write_lines_to_file
+from ...table import route
 from ...transfer import SkippedPair, count_pairs, export_lines, import_lines
 
 
@@ -300,8 +300,7 @@ class Command(BaseCommand):
         """Name the database the command uses: ``--database``, or the routers' choice."""
         if self.using is not None:
             return repr(self.using)
-        model = get_model_class()
-        aliases = dict.fromkeys([router.db_for_read(model), router.db_for_write(model)])
+        aliases = dict.fromkeys([route(write=False), route(write=True)])
         return " or ".join(repr(alias) for alias in aliases)
 
     def command_name(self, options: dict[str, Any]) -> str:
@@ -449,12 +448,11 @@ class Command(BaseCommand):
 
     def command_pop(self, options: dict[str, Any]) -> None:
         """Print the value of a key and delete it."""
-        kv = self.store(options)
-        alias = kv.using or router.db_for_write(get_model_class(), store=kv.name)
+        kv = self.store(options).routed(write=True)
         # The delete commits only once the value is printed: a value that
         # cannot be shown, or an output that cannot be written (a full
         # disk, an encoding that lacks a character), keeps the pair.
-        with transaction.atomic(using=alias):
+        with transaction.atomic(using=kv.using):
             self.print_value(kv.pop(options["key"]), options["json"])
 
     def _delta(self, options: dict[str, Any]) -> int:
@@ -542,8 +540,8 @@ class Command(BaseCommand):
             "Are you sure?"
         )
         if self.confirm(question, options):
-            alias = self.using or router.db_for_write(get_model_class(), store=kv.name)
-            deleted = self.count_and_run(alias, kv.name, KeyVal(kv.name, using=alias).flush)
+            writer = kv.routed(write=True)
+            deleted = self.count_and_run(str(writer.using), kv.name, writer.flush)
             self.say(f"Deleted {_count(deleted, 'pair')} of store {kv.name!r}.")
 
     def command_flush_all(self, options: dict[str, Any]) -> None:
@@ -554,7 +552,7 @@ class Command(BaseCommand):
             "Are you sure?"
         )
         if self.confirm(question, options):
-            alias = self.using or router.db_for_write(get_model_class())
+            alias = self.using or route(write=True)
             deleted = self.count_and_run(alias, None, lambda: KeyVal.flush_all(using=alias))
             self.say(f"Deleted {_count(deleted, 'pair')}.")
 
