@@ -401,7 +401,7 @@ class KeyVal(AsyncMethods):
         found = operations.expiry(connection, self._name, key, adapted_now(connection))
         if found is None:
             raise self._missing(key)
-        expires = operations.expiry_datetime(found[0])
+        expires = operations.expiry_datetime(connection, found[0])
         if expires is not None and timezone.is_naive(expires):
             expires = timezone.make_aware(expires)
         return expires
@@ -473,7 +473,7 @@ class KeyVal(AsyncMethods):
                         if shown is not None:
                             what += f", {shown}"
                 raise NotAnIntegerError(f"the value of key {key!r} in store {self._name!r} {what}")
-            if not create and INT64_MIN <= integer + delta <= INT64_MAX:
+            if not create and integer is not None and INT64_MIN <= integer + delta <= INT64_MAX:
                 continue  # changed meanwhile (expired, or set again): try again
             raise operations.overflow_error(delta)
 
@@ -751,7 +751,7 @@ class KeyVal(AsyncMethods):
         """
         validate_key(key)
         _, connection, operations = self._table(write=False)
-        row = operations.get_versioned(connection, self._key_params(connection, key))
+        row = operations.get_versioned(connection, self._name, key, adapted_now(connection))
         if row is None:
             raise self._missing(key)
         data, integer, serializer_name, version = row
@@ -832,7 +832,7 @@ class KeyVal(AsyncMethods):
             if attempt:
                 # Random pauses that grow let the writers that collided spread out.
                 time.sleep(random.uniform(0, min(UPDATE_MAX_PAUSE, 0.001 * 2**attempt)))
-            stored = operations.get_versioned(connection, self._key_params(connection, key))
+            stored = operations.get_versioned(connection, self._name, key, adapted_now(connection))
             if stored is None:
                 if default is _MISSING:
                     raise self._missing(key)
@@ -882,9 +882,6 @@ class KeyVal(AsyncMethods):
 
         return Lock(database, self._name, name, timeout, blocking, blocking_timeout)
 
-    def _key_params(self, connection: BaseDatabaseWrapper, key: str) -> dict[str, Any]:
-        return {"store": self._name, "key": key, "now": adapted_now(connection)}
-
     # -- dict-style access ---------------------------------------------------------
 
     def __getitem__(self, key: str) -> Any:
@@ -923,7 +920,7 @@ def stored_rows(
         if row.expires_at is None:
             yield row
         else:
-            yield row._replace(expires_at=operations.expiry_datetime(row.expires_at))
+            yield row._replace(expires_at=operations.expiry_datetime(connection, row.expires_at))
 
 
 def _check_version(version: Any) -> None:

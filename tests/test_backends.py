@@ -9,20 +9,25 @@ database can host.
 from __future__ import annotations
 
 import datetime
+import threading
+import zoneinfo
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any, cast
 
-from django.db import connection, connections
+from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.base.operations import BaseDatabaseOperations
 from django.test import TestCase, TransactionTestCase, override_settings
 from django.test.utils import CaptureQueriesContext
 
-from django_keyval.backends import operations_for
-from django_keyval.backends.base import ROW_MARKS
+from django_keyval.backends import operations_for, vendor_operations_class
+from django_keyval.backends.base import ROW_MARKS, BaseOperations
 from django_keyval.backends.mysql import MySQLOperations
 from django_keyval.backends.portable import PortableOperations
-from django_keyval.clock import adapt_datetime
+from django_keyval.clock import adapt_datetime, adapted_now
 from django_keyval.models import BinaryCollationCharField, KeyVal, KeyValPair
+from django_keyval.rows import PageBounds
 from tests.statements import FORBIDDEN
 
 MYSQL = "django_keyval.backends.mysql.MySQLOperations"
@@ -216,6 +221,89 @@ class PortableRoundTripTests(TransactionTestCase):
             # Statements, not the transaction's own (SQLite's BEGIN and COMMIT).
             sent = [q["sql"] for q in queries if q["sql"] not in ("BEGIN", "COMMIT")]
             self.assertEqual(len(sent), statements, sent)
+
+
+def hosted_classes(on: BaseDatabaseWrapper) -> list[type[BaseOperations]]:
+    """The operations classes that can run on ``on``'s database."""
+    classes = [vendor_operations_class(on), PortableOperations]
+    if on.vendor == "mysql":
+        classes.append(MySQLOperations)
+    return list(dict.fromkeys(classes))
+
+
+def held_connections(operations: BaseOperations) -> list[str]:
+    """Name the attributes of ``operations`` that hold a connection or its ``ops``."""
+    found = []
+    for name, value in vars(operations).items():
+        items = value if isinstance(value, (list, tuple, dict)) else [value]
+        for item in items.values() if isinstance(items, dict) else items:
+            owner = getattr(item, "__self__", item)  # a bound method's object
+            if isinstance(owner, (BaseDatabaseWrapper, BaseDatabaseOperations)):
+                found.append(name)
+    return found
+
+
+class ConnectionPerThreadTests(TransactionTestCase):
+    """One operations object serves every thread of an alias: it holds no connection.
+
+    Django connections belong to the thread that opened them; each call
+    is given the calling thread's.
+    """
+
+    def test_no_attribute_holds_a_connection(self) -> None:
+        for operations_class in hosted_classes(connection):
+            with self.subTest(operations_class=operations_class.__name__):
+                self.assertEqual(held_connections(operations_class(connection)), [])
+
+    def test_a_second_thread_reads_through_its_own_connection(self) -> None:
+        kv = KeyVal("tests.threads")
+        kv.set("a", 1, timeout=86400)  # live whatever the connection's time zone
+        kv.set("b", "two")
+        operations = operations_for(connection)
+        portable = PortableOperations(connection)
+        raw_expiry = operations.expiry(connection, kv.name, "a", adapted_now(connection))
+        assert raw_expiry is not None
+        # A time zone of its own stands for any state a connection keeps for
+        # its thread: converting the expiry must consult the caller's.
+        tokyo = zoneinfo.ZoneInfo("Asia/Tokyo")
+        # The first thread's connection is closed while the second works.
+        connection.close()
+        seen: dict[str, Any] = {}
+
+        def second_thread() -> None:
+            other = connections[DEFAULT_DB_ALIAS]
+            try:
+                seen["own connection"] = other is not connection
+                other.__dict__["timezone"] = tokyo
+                seen["expiry"] = operations.expiry_datetime(other, raw_expiry[0])
+                bounds = PageBounds(kv.name, "", True, None, adapted_now(other), 10)
+                seen["keys"] = portable.page_keys(other, bounds)
+                seen["page"] = [row.key for row in portable.page(other, bounds, 100)]
+                seen["vendor keys"] = operations.page_keys(other, bounds)
+            except BaseException as error:  # reported in the test's thread
+                seen["error"] = error
+            finally:
+                other.close()
+
+        worker = threading.Thread(target=second_thread)
+        worker.start()
+        worker.join()
+        if "error" in seen:
+            raise seen["error"]
+        self.assertTrue(seen["own connection"])
+        self.assertIsNone(connection.connection)  # the first thread's stayed closed
+        self.assertEqual(seen["keys"], ["a", "b"])
+        self.assertEqual(seen["page"], ["a", "b"])
+        self.assertEqual(seen["vendor keys"], ["a", "b"])
+        expires = kv.expires_at("a")
+        assert expires is not None
+        if isinstance(raw_expiry[0], datetime.datetime) and raw_expiry[0].tzinfo is not None:
+            # The driver returned an aware datetime (PostgreSQL): nothing to convert.
+            self.assertEqual(seen["expiry"], expires)
+        else:
+            # Read as the naive time of day in the second connection's zone.
+            in_tokyo = expires.astimezone(datetime.timezone.utc).replace(tzinfo=tokyo)
+            self.assertEqual(seen["expiry"], in_tokyo)
 
 
 class MySQLClassTests(VersionTestsMixin, TestCase):

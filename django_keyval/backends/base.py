@@ -16,7 +16,16 @@ from django.db.models import Field
 from ..clock import adapted_now
 from ..encoding import INT64_MAX, INT64_MIN
 from ..exceptions import CounterOverflowError
-from ..rows import PageBounds, PageRow, StoredRow, ValueRow
+from ..rows import (
+    PageBounds,
+    PageRow,
+    PoppedValue,
+    StoredRow,
+    StoredValue,
+    ValueRow,
+    VersionedRow,
+    VersionedValue,
+)
 from ..serializers import INTEGER_FORMAT, STR_FORMAT
 
 _T = TypeVar("_T")
@@ -114,11 +123,8 @@ class BaseOperations:
         # How Django turns the column's values into datetimes, as a query would.
         expires_field = cast("Field[Any, Any]", KeyValPair._meta.get_field("expires_at"))
         self.expires_column = expires_field.get_col(KeyValPair._meta.db_table)
-        self.expiry_converters = [
-            *connection.ops.get_db_converters(self.expires_column),
-            *self.expires_column.get_db_converters(connection),
-        ]
-        self.connection = connection
+        # Nothing here keeps ``connection``: one instance serves every thread
+        # of the alias, and a connection belongs to the thread that opened it.
 
     # -- running statements ------------------------------------------------
 
@@ -224,11 +230,6 @@ class BaseOperations:
 
     # -- single keys ---------------------------------------------------------
 
-    @staticmethod
-    def now(connection: BaseDatabaseWrapper) -> Any:
-        """Return the current time adapted for the column, as statements take it."""
-        return adapted_now(connection)
-
     @classmethod
     def is_live(cls, connection: BaseDatabaseWrapper, expires: Any, now: Any = None) -> bool:
         """Return whether ``expires``, as the driver returned it, is in the future.
@@ -239,15 +240,25 @@ class BaseOperations:
         caller checking many rows passes ``now``, adapted, once.
         """
         if now is None:
-            now = cls.now(connection)
+            now = adapted_now(connection)
         if isinstance(now, str) and not isinstance(expires, str):
             expires = str(expires)
         return bool(expires > now)
 
-    def expiry_datetime(self, expires: Any) -> datetime.datetime | None:
-        """Return an expiry as the driver returned it as a datetime, as the ORM would."""
-        for converter in self.expiry_converters:
-            expires = converter(expires, self.expires_column, self.connection)
+    def expiry_datetime(
+        self, connection: BaseDatabaseWrapper, expires: Any
+    ) -> datetime.datetime | None:
+        """Return an expiry as the driver returned it as a datetime, as the ORM would.
+
+        ``connection`` is the calling thread's: the converters Django gives
+        (bound to ``connection.ops``) read its time zone.
+        """
+        column = self.expires_column
+        for converter in (
+            *connection.ops.get_db_converters(column),
+            *column.get_db_converters(connection),
+        ):
+            expires = converter(expires, column, connection)
         return expires  # type: ignore[no-any-return]
 
     def read_expiry_sql(self, expires: str) -> str:
@@ -261,14 +272,14 @@ class BaseOperations:
         """Return whether an expiry read through :meth:`read_expiry_sql` is in the future."""
         return self.is_live(connection, expires)
 
-    def get(self, connection: BaseDatabaseWrapper, store: str, key: str) -> Any:
-        """Return ``(value, integer, serializer)`` of a live pair, or ``None``."""
+    def get(self, connection: BaseDatabaseWrapper, store: str, key: str) -> StoredValue | None:
+        """Return the value of a live pair, or ``None``."""
         with connection.cursor() as cursor:
             self.execute(cursor, self.sql_get, (store, key))
             row = cursor.fetchone()
         if row is None or (row[3] is not None and not self.is_read_live(connection, row[3])):
             return None
-        return row[:3]
+        return StoredValue(row[0], row[1], row[2])
 
     def exists(self, connection: BaseDatabaseWrapper, store: str, key: str) -> bool:
         """Return whether a live pair exists."""
@@ -296,14 +307,14 @@ class BaseOperations:
             row = cursor.fetchone()
         return row is not None and (row[0] is None or self.is_read_live(connection, row[0]))
 
-    def pop(self, connection: BaseDatabaseWrapper, store: str, key: str) -> Any:
-        """Delete a pair; return ``(value, integer, serializer, expires_at)`` if it was live."""
+    def pop(self, connection: BaseDatabaseWrapper, store: str, key: str) -> PoppedValue | None:
+        """Delete a pair; return its value and expiry if it was live, else ``None``."""
         with connection.cursor() as cursor:
             self.execute(cursor, self.sql_pop, (store, key))
             row = cursor.fetchone()
         if row is None or (row[3] is not None and not self.is_live(connection, row[3])):
             return None
-        return row
+        return PoppedValue._make(row)
 
     def touch(
         self, connection: BaseDatabaseWrapper, store: str, key: str, expires: Any, now: Any
@@ -473,7 +484,7 @@ class BaseOperations:
             self.execute(cursor, self.sql_stores, (now,))
             return [name for (name,) in cursor.fetchall()]
 
-    def page_sql(self, columns: str, bounds: PageBounds) -> str:
+    def page_sql(self, connection: BaseDatabaseWrapper, columns: str, bounds: PageBounds) -> str:
         """Return the ``SELECT`` of ``columns`` for the rows of a key-ordered page.
 
         Keys sort by code point on every database (see
@@ -487,20 +498,21 @@ class BaseOperations:
         )
         if bounds.high is not None:
             sql += f" AND {self.key} < %(high)s"
-        return sql + f" AND {self.named_live} ORDER BY {self.key} {self.limit_sql(bounds.size)}"
+        limit = self.limit_sql(connection, bounds.size)
+        return sql + f" AND {self.named_live} ORDER BY {self.key} {limit}"
 
-    def limit_sql(self, size: int) -> str:
+    def limit_sql(self, connection: BaseDatabaseWrapper, size: int) -> str:
         """Return the clause that keeps the first ``size`` rows (here ``LIMIT``, a parameter)."""
         return "LIMIT %(size)s"
 
-    def length_sql(self) -> str:
+    def length_sql(self, connection: BaseDatabaseWrapper) -> str:
         """Return the expression of the length of the value in bytes."""
         return f"LENGTH({self.value})"
 
     def page_keys(self, connection: BaseDatabaseWrapper, bounds: PageBounds) -> list[str]:
         """Return the live keys within ``bounds``, in order."""
         with connection.cursor() as cursor:
-            self.execute(cursor, self.page_sql(self.key, bounds), bounds._asdict())
+            self.execute(cursor, self.page_sql(connection, self.key, bounds), bounds._asdict())
             return [key for (key,) in cursor.fetchall()]
 
     def page(
@@ -511,15 +523,15 @@ class BaseOperations:
         A value longer than ``inline_bytes`` is left out, so that a page's
         size stays bounded; its :attr:`PageRow.length` says how long it is.
         """
-        v = self.value
+        v, length = self.value, self.length_sql(connection)
         columns = (
-            f"{self.key}, CASE WHEN {self.length_sql()} > %(inline_bytes)s THEN NULL "
-            f"ELSE {v} END, {self.integer}, {self.format}, {self.expires}, {self.length_sql()}"
+            f"{self.key}, CASE WHEN {length} > %(inline_bytes)s THEN NULL "
+            f"ELSE {v} END, {self.integer}, {self.format}, {self.expires}, {length}"
         )
         params = bounds._asdict()
         params["inline_bytes"] = inline_bytes
         with connection.cursor() as cursor:
-            self.execute(cursor, self.page_sql(columns, bounds), params)
+            self.execute(cursor, self.page_sql(connection, columns, bounds), params)
             return [PageRow._make(row) for row in cursor.fetchall()]
 
     def flush(self, connection: BaseDatabaseWrapper, store: str) -> int:
@@ -729,21 +741,25 @@ class BaseOperations:
             f"OR ({expires} IS NOT NULL AND {expires} <= %(now)s))"
         )
 
-    def get_versioned(self, connection: BaseDatabaseWrapper, params: dict[str, Any]) -> Any:
-        """Return ``(value, integer, serializer, version)`` of a live pair, or ``None``."""
+    def get_versioned(
+        self, connection: BaseDatabaseWrapper, store: str, key: str, now: Any
+    ) -> VersionedValue | None:
+        """Return the value and version of a pair live at ``now``, or ``None``."""
         with connection.cursor() as cursor:
-            self.execute(cursor, self.sql_get_versioned, params)
-            return cursor.fetchone()
+            self.execute(cursor, self.sql_get_versioned, {"store": store, "key": key, "now": now})
+            row = cursor.fetchone()
+        return None if row is None else VersionedValue._make(row)
 
     def get_many_versioned(
         self, connection: BaseDatabaseWrapper, store: str, keys: Sequence[str], now: Any
-    ) -> list[tuple[Any, ...]]:
-        """Return ``(key, value, integer, serializer, version)`` of each live pair among ``keys``.
+    ) -> list[VersionedRow]:
+        """Return a :class:`~django_keyval.rows.VersionedRow` for each live pair among ``keys``.
 
         (One statement per 1000 keys.)
         """
         columns = f"{self.key}, {self.value}, {self.integer}, {self.format}, {self.version}"
-        return self.select_keys(connection, store, keys, columns, f"AND {self.live}", now)
+        rows = self.select_keys(connection, store, keys, columns, f"AND {self.live}", now)
+        return [VersionedRow._make(row) for row in rows]
 
     def cas(
         self, connection: BaseDatabaseWrapper, row: StoredRow, version: int, keep_expiry: bool

@@ -31,7 +31,8 @@ from typing import Any
 from django.db import DatabaseError
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from ..rows import StoredRow
+from ..clock import adapted_now
+from ..rows import PoppedValue, StoredRow
 from ..serializers import INTEGER_FORMAT
 from .base import NAMED_ROW_MARKS, ROW_MARKS, BaseOperations, row_params
 
@@ -81,7 +82,7 @@ class MySQLOperations(BaseOperations):
 
     def is_read_live(self, connection: BaseDatabaseWrapper, expires: Any) -> bool:
         """Compare an expiry read as text with the current time, as text of the same form."""
-        now = str(self.now(connection))
+        now = str(adapted_now(connection))
         if len(now) == len("2000-01-01 00:00:00"):  # str() of a time on a whole second
             now += ".000000"
         return bool(str(expires) > now)
@@ -235,13 +236,13 @@ class MySQLOperations(BaseOperations):
 
     def delete(self, connection: BaseDatabaseWrapper, store: str, key: str) -> bool:
         """Delete a live pair; return whether there was one."""
-        params = {"store": store, "key": key, "now": self.now(connection)}
+        params = {"store": store, "key": key, "now": adapted_now(connection)}
         with connection.cursor() as cursor:
             self.execute(cursor, self.sql_delete, params)
             return bool(cursor.rowcount > 0)
 
-    def pop(self, connection: BaseDatabaseWrapper, store: str, key: str) -> Any:
-        """Delete a pair; return ``(value, integer, serializer, expires_at)`` if it was live.
+    def pop(self, connection: BaseDatabaseWrapper, store: str, key: str) -> PoppedValue | None:
+        """Delete a pair; return its value and expiry if it was live, else ``None``.
 
         A locking read (which sees the latest version of the row, whatever
         the isolation level), then a ``DELETE`` of that row at that version:
@@ -257,10 +258,10 @@ class MySQLOperations(BaseOperations):
                 self.execute(cursor, self.sql_pop_delete, row[:2])
                 if cursor.rowcount != 1:
                     continue
-            row_id, version, *pair = row
-            if pair[3] is not None and not self.is_live(connection, pair[3]):
+            popped = PoppedValue._make(row[2:])
+            if popped.expires_at is not None and not self.is_live(connection, popped.expires_at):
                 return None
-            return tuple(pair)
+            return popped
 
     def incr(
         self, connection: BaseDatabaseWrapper, store: str, key: str, delta: int, now: Any

@@ -35,9 +35,10 @@ from django.db import DatabaseError, IntegrityError, OperationalError, transacti
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models.functions import Length
 from django.db.models.sql import Query
-from django.utils import timezone
 
-from ..rows import StoredRow
+from .. import clock
+from ..clock import adapted_now
+from ..rows import PoppedValue, StoredRow
 from ..serializers import INTEGER_FORMAT
 from .base import NAMED_ROW_MARKS, BaseOperations, row_params
 
@@ -103,15 +104,15 @@ class PortableOperations(BaseOperations):
             self.positional[sql] = (positional, names)
         return positional, tuple(params[name] for name in names)
 
-    def limit_sql(self, size: int) -> str:
+    def limit_sql(self, connection: BaseDatabaseWrapper, size: int) -> str:
         """The connection's own clause for the first ``size`` rows (``size`` is an ``int``)."""
-        return str(self.connection.ops.limit_offset_sql(0, int(size)))
+        return str(connection.ops.limit_offset_sql(0, int(size)))
 
-    def length_sql(self) -> str:
+    def length_sql(self, connection: BaseDatabaseWrapper) -> str:
         """Django's ``Length`` of the value, compiled for the connection (``LEN``...)."""
         KeyValPair = apps.get_model("django_keyval", "KeyValPair")  # noqa: N806
         query = Query(KeyValPair)
-        compiler = query.get_compiler(connection=self.connection)
+        compiler = query.get_compiler(connection=connection)
         sql, _ = compiler.compile(Length("value").resolve_expression(query))
         # The compiled column is qualified with the table name, which names the
         # same column in these single-table statements.
@@ -220,7 +221,7 @@ class PortableOperations(BaseOperations):
             # round tells live from expired at the current time, so a pair
             # that expires meanwhile is seen as expired by every statement.
             rounds = self.again(error, rounds)
-            params["now"] = self.now(connection)
+            params["now"] = adapted_now(connection)
 
     def add(self, connection: BaseDatabaseWrapper, row: StoredRow) -> bool:
         """Replace an expired pair or insert one; ``False`` (nothing changed) if one is live."""
@@ -236,19 +237,17 @@ class PortableOperations(BaseOperations):
                 return False
             # The pair in the way expired or went meanwhile: again, now.
             rounds = self.again(error, rounds)
-            params["now"] = self.now(connection)
+            params["now"] = adapted_now(connection)
 
     def delete(self, connection: BaseDatabaseWrapper, store: str, key: str) -> bool:
         """Delete a live pair; return whether there was one (an expired row stays for cull)."""
-        return self.update(
-            connection, self.sql_delete, {"store": store, "key": key, "now": self.now(connection)}
-        )
+        params = {"store": store, "key": key, "now": adapted_now(connection)}
+        return self.update(connection, self.sql_delete, params)
 
-    def pop(self, connection: BaseDatabaseWrapper, store: str, key: str) -> Any:
+    def pop(self, connection: BaseDatabaseWrapper, store: str, key: str) -> PoppedValue | None:
         """Read a pair, then delete it by id and version; return it if it was live.
 
-        Return ``(value, integer, serializer, expires_at)``, the expiry
-        adapted for the column.
+        The expiry is adapted for the column, as the other classes return it.
         """
         KeyValPair = apps.get_model("django_keyval", "KeyValPair")  # noqa: N806
         while True:
@@ -273,10 +272,10 @@ class PortableOperations(BaseOperations):
                 )
                 if cursor.rowcount != 1:
                     continue  # changed or gone meanwhile: read again
-            if expires_at is not None and expires_at <= timezone.now():
+            if expires_at is not None and expires_at <= clock.now():
                 return None
             adapt = connection.ops.adapt_datetimefield_value
-            return value, integer, serializer_name, adapt(expires_at)
+            return PoppedValue(value, integer, serializer_name, adapt(expires_at))
 
     def incr(
         self, connection: BaseDatabaseWrapper, store: str, key: str, delta: int, now: Any
@@ -307,7 +306,7 @@ class PortableOperations(BaseOperations):
                     return None
             # Gone, expired or become a counter meanwhile: again, now.
             rounds = self.again(error, rounds)
-            now = self.now(connection)
+            now = adapted_now(connection)
 
     def incr_existing(
         self, connection: BaseDatabaseWrapper, store: str, key: str, delta: int, now: Any
@@ -368,7 +367,7 @@ class PortableOperations(BaseOperations):
     ) -> list[Any]:
         """Return the ids the ``SELECT`` finds, the first ``size`` of them."""
         with connection.cursor() as cursor:
-            self.execute(cursor, f"{sql} {self.limit_sql(size)}", params)
+            self.execute(cursor, f"{sql} {self.limit_sql(connection, size)}", params)
             return [row_id for (row_id,) in cursor.fetchall()]
 
     def cull(self, connection: BaseDatabaseWrapper, now: Any, batch_size: int) -> int:

@@ -7,8 +7,8 @@ from typing import Any
 
 from django.db import DatabaseError
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.utils import timezone
 
+from .. import clock
 from .base import BaseOperations
 
 
@@ -32,7 +32,7 @@ class PostgreSQLOperations(BaseOperations):
 
     def is_read_live(self, connection: BaseDatabaseWrapper, expires: Any) -> bool:
         """Compare a naive UTC expiry with the current time in UTC."""
-        now = timezone.now()
+        now = clock.now()
         if now.tzinfo is not datetime.timezone.utc:
             # USE_TZ = False gives the local time (Django sets the process's
             # zone to TIME_ZONE, which is also the session's).
