@@ -117,13 +117,22 @@ def _budget_of(alias: str, location: str) -> _RowBudget:
 def stored_key(cache_key: str) -> str:
     """Return the store key that holds ``cache_key`` (the key after ``KEY_PREFIX`` and version).
 
-    A key the store can hold is used as it is. One longer than 500
-    characters, or holding a NUL or a lone surrogate, becomes its first 400
-    characters (those the store can hold), ``#sha256=`` and the SHA-256
-    digest of the whole key in hex: at most 472 characters, the same every
-    time, and distinct for distinct keys short of a SHA-256 collision.
+    A key the store can hold is used as it is, unless it holds
+    ``#sha256=``. Any other key (longer than 500 characters, holding a NUL
+    or a lone surrogate, or holding ``#sha256=``) becomes its first 400
+    characters that the store can hold, ``#sha256=`` and the SHA-256 digest
+    of the whole key in hex: at most 472 characters, the same every time.
+
+    So a key kept as it is never holds ``#sha256=`` and a digested key
+    always does: no key can be passed in the stored form of another to
+    reach its row, and two digested keys share a row only if their SHA-256
+    digests are equal.
     """
-    if len(cache_key) <= MAX_KEY_LENGTH and not _UNSTORABLE.search(cache_key):
+    if (
+        len(cache_key) <= MAX_KEY_LENGTH
+        and DIGEST_MARKER not in cache_key
+        and not _UNSTORABLE.search(cache_key)
+    ):
         return cache_key
     digest = hashlib.sha256(cache_key.encode("utf-8", "surrogatepass")).hexdigest()
     kept = _UNSTORABLE.sub("", cache_key[:KEPT_KEY_CHARACTERS])

@@ -399,6 +399,24 @@ class LongKeyTests(TestCase):
         self.assertTrue(stored_key(":1:nul\x00inside").startswith(":1:nulinside#sha256="))
 
 
+    def test_a_crafted_key_never_reaches_a_digested_keys_row(self) -> None:
+        # The stored form of a long key (and of one with a NUL), passed as a
+        # key of its own: it holds "#sha256=", so it is digested in turn.
+        for key in ("L" * 600, "nul\x00inside"):
+            with self.subTest(key=key[:10]):
+                with self.assertWarns(CacheKeyWarning):
+                    self.cache.set(key, "the real value")
+                crafted = stored_key(self.cache.make_key(key))[len(":1:") :]
+                self.assertIn("#sha256=", crafted)
+                self.assertIsNone(self.cache.get(crafted))
+                self.assertIs(self.cache.has_key(crafted), False)
+                self.cache.set(crafted, "overwritten?")
+                self.assertIs(self.cache.add(crafted, "added?"), False)
+                self.assertIs(self.cache.delete(crafted), True)
+                with self.assertWarns(CacheKeyWarning):
+                    self.assertEqual(self.cache.get(key), "the real value")
+        self.assertNotIn(stored_key(":1:a#sha256=b"), (":1:a#sha256=b",))
+
 def _sha256(text: str) -> str:
     import hashlib
 
