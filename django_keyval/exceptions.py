@@ -85,6 +85,10 @@ class LockNotOwnedError(KeyValError, RuntimeError):
     """Raised when a lock is released or extended by a ``Lock`` that no longer holds its lease."""
 
 
+class LockAlreadyHeldError(KeyValError, RuntimeError):
+    """Raised when ``acquire()`` is called on a ``Lock`` that holds its lease already."""
+
+
 class LockTimeoutError(KeyValError, TimeoutError):
     """Raised when ``with kv.lock(...)`` cannot acquire the lock within its ``blocking_timeout``."""
 

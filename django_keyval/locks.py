@@ -37,7 +37,12 @@ from asgiref.sync import sync_to_async
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from . import clock
-from .exceptions import InvalidTimeoutError, LockNotOwnedError, LockTimeoutError
+from .exceptions import (
+    InvalidTimeoutError,
+    LockAlreadyHeldError,
+    LockNotOwnedError,
+    LockTimeoutError,
+)
 from .table import Table
 from .validation import timeout_seconds
 
@@ -45,6 +50,10 @@ __all__ = ["Lock"]
 
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 _MICROSECOND = datetime.timedelta(microseconds=1)
+
+#: The shortest lease, in seconds: expiries and leases are kept to the
+#: microsecond, but a lease must outlast the statement that takes it.
+MIN_LEASE = 0.001
 
 #: The first pause between two tries of a blocking acquisition, in seconds;
 #: each later pause is up to twice as long, up to :data:`MAX_POLL_INTERVAL`.
@@ -56,10 +65,12 @@ Database = Callable[[], Table]
 
 
 def lease_seconds(timeout: Any) -> float:
-    """Return a lease ``timeout`` (seconds or ``timedelta``) in seconds; it must be above 0."""
+    """Return a lease ``timeout`` (seconds or ``timedelta``) in seconds; at least 1 ms."""
     seconds = timeout_seconds(timeout, "a lock's timeout")
-    if seconds <= 0:
-        raise InvalidTimeoutError(f"a lock's timeout must be above 0 seconds, not {timeout!r}")
+    if not seconds >= MIN_LEASE:
+        raise InvalidTimeoutError(
+            f"a lock's timeout must be at least {MIN_LEASE * 1000:g} ms, not {timeout!r}"
+        )
     if seconds > 100 * 365 * 24 * 3600:
         raise InvalidTimeoutError(f"a lock's timeout of {timeout!r} is too large")
     return seconds
@@ -192,7 +203,12 @@ class Lock:
         or the end of its lease, trying again after growing random pauses,
         for at most ``blocking_timeout`` seconds (``None``: the lock's own,
         which by default waits without end). Not blocking, try once.
+
+        A ``Lock`` is not re-entrant: while it holds its lease, ``acquire()``
+        raises :class:`~django_keyval.exceptions.LockAlreadyHeldError` and
+        the lease goes on as it was.
         """
+        self._refuse_if_held()
         if self._try_acquire():
             return True
         for pause in self._poll_intervals(blocking, blocking_timeout):
@@ -241,6 +257,16 @@ class Lock:
         _, connection, operations = self._database()
         return bool(operations.lock_holder(connection, self._params(connection)) == self._owner)
 
+    def _refuse_if_held(self) -> None:
+        # Taking the lock again with a new owner token would fail against
+        # this Lock's own lease and lose track of it (owned() False,
+        # release() refused, the lock taken until the lease ends).
+        if self._owner is not None and self.owned():
+            raise LockAlreadyHeldError(
+                f"this Lock holds lock {self._name!r} of store {self._store!r} already; "
+                "release() it before acquiring it again"
+            )
+
     def _not_owned(self, action: str) -> LockNotOwnedError:
         return LockNotOwnedError(
             f"cannot {action} lock {self._name!r} of store {self._store!r}: this Lock does not "
@@ -276,6 +302,7 @@ class Lock:
 
     async def aacquire(self, blocking: bool | None = None, blocking_timeout: Any = None) -> bool:
         """Async :meth:`acquire`; it waits with ``asyncio.sleep``, not in a thread."""
+        await sync_to_async(self._refuse_if_held)()
         try_acquire = sync_to_async(self._try_acquire)
         if await try_acquire():
             return True

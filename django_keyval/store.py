@@ -868,7 +868,7 @@ class KeyVal(AsyncMethods):
         """Return a :class:`~django_keyval.locks.Lock` on ``name``, with a lease of ``timeout``.
 
         The lock is not taken yet: use the result in a ``with`` statement, or
-        call its ``acquire()``. ``timeout`` (seconds above 0, or a
+        call its ``acquire()``. ``timeout`` (at least 0.001 seconds, or a
         ``timedelta``) is how long a holder keeps the lock if it never
         releases it, because it died for instance. ``blocking`` and
         ``blocking_timeout`` (``None``: wait without end) are the defaults of

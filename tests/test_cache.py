@@ -398,7 +398,6 @@ class LongKeyTests(TestCase):
                 self.assertIs(self.cache.delete(key), True)
         self.assertTrue(stored_key(":1:nul\x00inside").startswith(":1:nulinside#sha256="))
 
-
     def test_a_crafted_key_never_reaches_a_digested_keys_row(self) -> None:
         # The stored form of a long key (and of one with a NUL), passed as a
         # key of its own: it holds "#sha256=", so it is digested in turn.
@@ -416,6 +415,7 @@ class LongKeyTests(TestCase):
                 with self.assertWarns(CacheKeyWarning):
                     self.assertEqual(self.cache.get(key), "the real value")
         self.assertNotIn(stored_key(":1:a#sha256=b"), (":1:a#sha256=b",))
+
 
 def _sha256(text: str) -> str:
     import hashlib

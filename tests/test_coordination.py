@@ -633,3 +633,55 @@ class ProcessTests(TransactionTestCase):
         finally:
             process.join(timeout=30)
         self.assertEqual(process.exitcode, 0)
+
+
+class LockMisuseTests(TestCase):
+    """A Lock used twice, and leases too short to hold."""
+
+    def setUp(self) -> None:
+        self.kv = KeyVal("tests.lock-misuse")
+
+    def test_acquiring_a_held_lock_again_raises_and_keeps_the_lease(self) -> None:
+        lock = self.kv.lock("job", timeout=60)
+        self.assertIs(lock.acquire(), True)
+        token = lock.token
+        for blocking in (False, True):
+            with self.subTest(blocking=blocking):
+                with self.assertRaises(exceptions.LockAlreadyHeldError) as caught:
+                    lock.acquire(blocking=blocking, blocking_timeout=0.05)
+                self.assertIn("'job'", str(caught.exception))
+                self.assertIs(lock.owned(), True)
+                self.assertEqual(lock.token, token)
+        self.assertIs(self.kv.lock("job", timeout=60).acquire(blocking=False), False)
+        lock.release()
+        self.assertIs(lock.locked(), False)
+        # Released, the same Lock may be acquired again.
+        self.assertIs(lock.acquire(), True)
+        self.assertGreater(int(lock.token or 0), int(token or 0))
+        lock.release()
+
+    def test_a_lock_whose_lease_ended_may_be_acquired_again(self) -> None:
+        lock = self.kv.lock("job", timeout=0.05)
+        self.assertIs(lock.acquire(), True)
+        time.sleep(0.1)
+        self.assertIs(lock.owned(), False)
+        self.assertIs(lock.acquire(blocking=False), True)
+        self.assertIs(lock.owned(), True)
+        lock.release()
+
+    async def test_async_acquire_of_a_held_lock_raises(self) -> None:
+        lock = self.kv.lock("job", timeout=60)
+        self.assertIs(await lock.aacquire(), True)
+        with self.assertRaises(exceptions.LockAlreadyHeldError):
+            await lock.aacquire()
+        self.assertIs(await lock.aowned(), True)
+        await lock.arelease()
+
+    def test_a_lease_under_a_millisecond_is_refused(self) -> None:
+        for timeout in (1e-9, 0.0009, datetime.timedelta(microseconds=999), 0):
+            with self.subTest(timeout=timeout):
+                with self.assertRaises(exceptions.InvalidTimeoutError) as caught:
+                    self.kv.lock("job", timeout=timeout)
+                self.assertIn("at least 1 ms", str(caught.exception))
+        lock = self.kv.lock("job", timeout=0.001)  # the shortest lease there is
+        self.assertEqual(lock.timeout, 0.001)
