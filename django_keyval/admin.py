@@ -30,7 +30,7 @@ from .display import PREFIX_ATTRIBUTE, PREVIEW_BYTES, SIZE_ATTRIBUTE, decoded
 from .exceptions import PairChangedError
 from .forms import KeyValPairForm
 from .functions import UnicodeLower
-from .models import KeyVal, KeyValPair
+from .models import KeyVal, KeyValLock, KeyValPair
 from .table import route
 from .value_fields import VALUE_KINDS
 
@@ -42,6 +42,7 @@ else:  # ModelAdmin cannot be subscripted at run time
 
 __all__ = [
     "ExpiryListFilter",
+    "KeyValLockAdmin",
     "KeyValPairAdmin",
     "PairChangeList",
     "StoreListFilter",
@@ -390,3 +391,51 @@ class KeyValPairAdmin(_PairAdmin):
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, self.flush_selected_confirmation_template, context)
+
+
+if TYPE_CHECKING:
+    _LockAdmin = admin.ModelAdmin[KeyValLock]
+else:
+    _LockAdmin = admin.ModelAdmin
+
+
+@admin.register(KeyValLock)
+class KeyValLockAdmin(_LockAdmin):
+    """The locks, as locks: name, held or free, the end of the lease, the fencing token.
+
+    Read-only: a lock's state belongs to its holders, and its row is never
+    deleted (its token must only go up), so the admin offers no add, change
+    or delete.
+    """
+
+    list_display = ["name", "store", "state", "lease_ends", "token", "updated_at"]
+    list_filter = ["store"]
+    search_fields = ["name", "store"]
+    ordering = ["store", "name"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        """Locks are taken with ``KeyVal.lock()``, never added by hand."""
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """A lock's state is its holders'; the admin only shows it."""
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """A lock's row is kept for good: deleting it would let its fencing token start again."""
+        return False
+
+    @admin.display(description=_("state"))
+    def state(self, lock: KeyValLock) -> str:
+        """Held (for how much longer) or free."""
+        if not lock.is_held:
+            return gettext("free")
+        left = (lock.lease_ends_at - timezone.now()).total_seconds()
+        return gettext("held, %(left)s left") % {"left": short_duration(max(left, 0))}
+
+    @admin.display(description=_("end of the lease"), ordering="lease_end")
+    def lease_ends(self, lock: KeyValLock) -> str:
+        """When the latest lease ends or ended; a lock never taken shows a dash."""
+        if not lock.lease_end:
+            return "-"
+        return _exact_time(lock.lease_ends_at)

@@ -1,21 +1,22 @@
 """``Lock``: a lease on a name in a store, with fencing tokens.
 
-A lock is one row of its store, under the lock's name, that never expires:
-a ``str`` pair whose value is the holder's owner token (empty when free) and
-whose integer column holds the end of the lease, in microseconds since the
-epoch. Taking the lock is one statement, an upsert that replaces the row only
-when the lease has ended (or the row expired), and adds one to its version.
+A lock is a row of its own table (:class:`~django_keyval.models.KeyValLock`),
+apart from the pairs: nothing that deletes or rewrites pairs (``flush``,
+``flush_all``, ``trim``, culling, ``delete``, ``pop`` or ``set`` of the same
+name, import, the admin, the cache's ``clear()``) reaches it. The row holds
+the holder's owner token (empty when free), the end of the lease in
+microseconds since the epoch, and the fencing token. Taking the lock is one
+statement, an upsert that takes the row only when the lease has ended, and
+adds one to its token.
 
-The fencing token of an acquisition is the version that statement wrote. A
-version only ever goes up while its row exists, and a lock row has no expiry,
-so culling never deletes it: every acquisition gets a larger token than all
-those before it, however long ago their leases ended. Each database orders
-competing statements on one row (SQLite lets one writer in at a time;
-PostgreSQL's ``ON CONFLICT DO UPDATE`` and MariaDB's ``ON DUPLICATE KEY
-UPDATE`` lock the row and test the latest committed version of it, whatever
-the isolation level), so tokens follow the order of the acquisitions.
-Deleting the row (``delete``, ``pop``, ``flush`` of the store) starts the
-tokens again at 1.
+The fencing token of an acquisition is the token that statement wrote. A
+lock's row is never deleted, so every acquisition gets a larger token than
+all those before it, for as long as the database lives. Each database
+orders competing statements on one row (SQLite lets one writer in at a
+time; PostgreSQL's ``ON CONFLICT DO UPDATE`` and MariaDB's ``ON DUPLICATE
+KEY UPDATE`` lock the row and test the latest committed version of it,
+whatever the isolation level), so tokens follow the order of the
+acquisitions.
 
 Leases are measured with the clock of the process that writes them, as
 every expiry in a store is: the hosts sharing a lock need synchronized
@@ -111,7 +112,7 @@ class Lock:
         self._timeout = timeout
         self._blocking = bool(blocking)
         self._blocking_timeout = _blocking_seconds(blocking_timeout)
-        self._owner: bytes | None = None
+        self._owner: str | None = None
         self._token: int | None = None
 
     def __repr__(self) -> str:
@@ -161,7 +162,7 @@ class Lock:
         _, connection, operations = self._database()
         # A new owner token for each acquisition: a lease this Lock held
         # before and lost can never be mistaken for the new one.
-        self._owner = secrets.token_hex(16).encode()
+        self._owner = secrets.token_hex(16)
         token = operations.acquire_lock(connection, self._params(connection, lease=self._lease))
         if token is None:
             self._owner = None
@@ -228,7 +229,7 @@ class Lock:
         owner = self._owner
         self._owner = None
         if owner is None or not operations.release_lock(
-            connection, self._params(connection, owner=owner, free=b"")
+            connection, self._params(connection, owner=owner)
         ):
             raise self._not_owned("release")
 

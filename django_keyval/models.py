@@ -1,7 +1,9 @@
-"""The table of key-value pairs, and :class:`KeyVal`, the API to use it."""
+"""The tables of key-value pairs and of locks, and :class:`KeyVal`, the API to use them."""
 
 from __future__ import annotations
 
+import datetime
+import time
 from typing import Any
 
 from django.db import models
@@ -20,7 +22,10 @@ from .store import KeyVal
 from .validation import MAX_KEY_LENGTH as MAX_KEY_LENGTH
 from .validation import MAX_STORE_NAME_LENGTH as MAX_STORE_NAME_LENGTH
 
-__all__ = ["KeyVal", "KeyValPair"]
+#: Lease ends are kept as microseconds since this moment.
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+__all__ = ["KeyVal", "KeyValLock", "KeyValPair"]
 
 
 class BinaryCollationCharField(models.CharField):  # type: ignore[type-arg]
@@ -100,7 +105,14 @@ class KeyValPair(models.Model):
     version = models.BigIntegerField(
         _("version"),
         default=1,
-        help_text=_("1 when the pair is new; each later write adds one."),
+        help_text=_(
+            "Each write adds one, also when the pair is created again over an expired row."
+        ),
+    )
+    first_version = models.BigIntegerField(
+        _("first version"),
+        default=1,
+        help_text=_("The version the pair had when it was created: it is new while the two match."),
     )
     expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
     updated_at = models.DateTimeField(_("updated at"), default=timezone.now)
@@ -128,3 +140,52 @@ class KeyValPair(models.Model):
         return decode_value(
             self.store, self.key, self.serializer, self.value, self.integer_value, configured
         )
+
+
+class KeyValLock(models.Model):
+    """The state of one lock of one store: its holder, the end of its lease, its fencing token.
+
+    Locks live apart from the pairs so that nothing that deletes or rewrites
+    pairs (``flush``, ``trim``, culling, ``delete``, import, the admin)
+    reaches them, and a lock's row is never deleted: its ``token`` only
+    ever goes up, for as long as the database lives.
+    """
+
+    store = BinaryCollationCharField(_("store"), max_length=MAX_STORE_NAME_LENGTH)
+    name = BinaryCollationCharField(_("name"), max_length=MAX_KEY_LENGTH)
+    owner = BinaryCollationCharField(
+        _("owner"),
+        max_length=32,
+        blank=True,
+        help_text=_("The random token of the Lock that holds it; empty once released."),
+    )
+    lease_end = models.BigIntegerField(
+        _("end of the lease"),
+        default=0,
+        help_text=_("In microseconds since 1970 (UTC); the lock is free from then on."),
+    )
+    token = models.BigIntegerField(
+        _("fencing token"), help_text=_("The token of the latest acquisition; only goes up.")
+    )
+    updated_at = models.DateTimeField(_("updated at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("lock")
+        verbose_name_plural = _("locks")
+        ordering = ["store", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["store", "name"], name="django_keyval_lock_uniq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.store}: {self.name}"
+
+    @property
+    def lease_ends_at(self) -> datetime.datetime:
+        """When the lease ends (or ended): an aware datetime in UTC."""
+        return EPOCH + datetime.timedelta(microseconds=self.lease_end)
+
+    @property
+    def is_held(self) -> bool:
+        """Whether a holder's lease is running now."""
+        return bool(self.owner) and self.lease_end > time.time_ns() // 1000

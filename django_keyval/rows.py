@@ -19,7 +19,28 @@ __all__ = [
     "ValueRow",
     "VersionedRow",
     "VersionedValue",
+    "public_version",
+    "split_version",
 ]
+
+#: A version as callers see it: the row's id times this, plus its write counter.
+ROW_ID_FACTOR = 2**63
+
+
+def public_version(row_id: int, counter: int) -> int:
+    """Return the version callers see for a row's ``id`` and write ``counter``.
+
+    The counter goes up by one with every write of the row and never starts
+    again, and a row deleted and created again gets a new, larger id (ids
+    are never reused), so the version of a key only ever goes up over its
+    whole history in the database.
+    """
+    return int(row_id) * ROW_ID_FACTOR + int(counter)
+
+
+def split_version(version: int) -> tuple[int, int]:
+    """Return the row id and write counter a version from :func:`public_version` stands for."""
+    return divmod(version, ROW_ID_FACTOR)
 
 
 class StoredRow(NamedTuple):

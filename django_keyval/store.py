@@ -37,7 +37,7 @@ from .exceptions import (
     UpdateConflictError,
 )
 from .locks import Lock
-from .rows import PageBounds, PageRow, StoredRow, ValueRow
+from .rows import ROW_ID_FACTOR, PageBounds, PageRow, StoredRow, ValueRow
 from .serializers import (
     BUILTIN_FORMATS,
     INTEGER_FORMAT,
@@ -64,6 +64,9 @@ _T = TypeVar("_T")
 _MISSING: Any = object()
 # Stands for "keep the pair's expiry" where None means "never expire".
 _KEEP: Any = object()
+
+#: Versions are below this: a row id and a write counter, each under 2**63.
+MAX_VERSION = ROW_ID_FACTOR * ROW_ID_FACTOR
 
 #: How many lost races :meth:`KeyVal.update` retries by default.
 UPDATE_RETRIES = 100
@@ -745,17 +748,18 @@ class KeyVal(AsyncMethods):
     def get_versioned(self, key: str) -> tuple[Any, int]:
         """Return ``(value, version)`` of ``key``.
 
-        The version is 1 when the pair is new and goes up by one whenever its
-        value or expiry changes; pass it to :meth:`cas`. Raise
-        :class:`~django_keyval.exceptions.KeyNotFoundError` if it is missing.
+        The version is a positive integer that goes up by one whenever the
+        pair's value or expiry changes, and never comes back over the key's
+        whole history: a key deleted (or expired) and created again gets a
+        larger version than any it had before. Pass it to :meth:`cas`.
+        Raise :class:`~django_keyval.exceptions.KeyNotFoundError` if it is missing.
         """
         validate_key(key)
         _, connection, operations = self._table(write=False)
         row = operations.get_versioned(connection, self._name, key, adapted_now(connection))
         if row is None:
             raise self._missing(key)
-        data, integer, serializer_name, version = row
-        return self._decode(key, data, integer, serializer_name), int(version)
+        return self._decode(key, row.value, row.integer, row.serializer), row.version
 
     def get_many_versioned(self, keys: Iterable[str]) -> dict[str, tuple[Any, int]]:
         """Return ``{key: (value, version)}`` for those of ``keys`` that exist."""
@@ -767,8 +771,8 @@ class KeyVal(AsyncMethods):
             connection, self._name, key_list, adapted_now(connection)
         )
         found = {
-            key: (self._decode(key, data, integer, fmt), int(version))
-            for key, data, integer, fmt, version in rows
+            row.key: (self._decode(row.key, row.value, row.integer, row.serializer), row.version)
+            for row in rows
         }
         return {key: found[key] for key in key_list if key in found}
 
@@ -838,8 +842,8 @@ class KeyVal(AsyncMethods):
                     raise self._missing(key)
                 current, version = default, 0
             else:
-                data, integer, serializer_name, version = stored
-                current = self._decode(key, data, integer, serializer_name)
+                current = self._decode(key, stored.value, stored.integer, stored.serializer)
+                version = stored.version
             new_value = function(current)
             now = clock.now()
             keep = timeout is _KEEP
@@ -924,11 +928,11 @@ def stored_rows(
 
 
 def _check_version(version: Any) -> None:
-    """Refuse a version that is not an ``int`` in ``0 .. 2**63 - 1``."""
+    """Refuse a version that is not an ``int`` that :meth:`KeyVal.get_versioned` can return."""
     if type(version) is not int:
         raise ArgumentTypeError(f"a version must be an int, not {type(version).__name__}")
-    if not 0 <= version <= INT64_MAX:
-        raise InvalidArgumentError(f"a version must be between 0 and 2**63 - 1, not {version}")
+    if not 0 <= version < MAX_VERSION:
+        raise InvalidArgumentError(f"a version must be between 0 and 2**126 - 1, not {version}")
 
 
 def _alias_of(self_or_cls: Any, using: str | None) -> str | None:

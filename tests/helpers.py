@@ -97,13 +97,22 @@ def insert_raw(
     db = connections[using]
     quote = db.ops.quote_name
     columns = ", ".join(
-        quote(name) for name in ("store", "key", "value", "serializer", "version", "updated_at")
+        quote(name)
+        for name in (
+            "store",
+            "key",
+            "value",
+            "serializer",
+            "version",
+            "first_version",
+            "updated_at",
+        )
     )
     now = db.ops.adapt_datetimefield_value(timezone.now())
     with db.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {quote(KeyValPair._meta.db_table)} ({columns}) "
-            "VALUES (%s, %s, %s, %s, 1, %s)",
+            "VALUES (%s, %s, %s, %s, 1, 1, %s)",
             [store, key, value, serializer, now],
         )
     row: KeyValPair = KeyValPair.objects.using(using).get(store=store, key=key)

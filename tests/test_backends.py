@@ -151,10 +151,11 @@ class VersionTestsMixin:
         self.assertEqual(version(kv.name, "k"), 2)
         self.assertTrue(kv.touch("k", 60))
         self.assertEqual(version(kv.name, "k"), 3)
-        # An expired pair is gone: what replaces it is new, at version 1.
+        # An expired pair is gone: what replaces it is new, and its version
+        # goes on counting, so that no version comes back.
         expire(kv.name, "k")
         self.assertTrue(kv.add("k", "y"))
-        self.assertEqual(version(kv.name, "k"), 1)
+        self.assertEqual(version(kv.name, "k"), 4)
         kv.set("n", 1)
         self.assertEqual(kv.incr("n"), 2)
         self.assertEqual(version(kv.name, "n"), 2)

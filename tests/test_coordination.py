@@ -21,7 +21,8 @@ from django.utils import timezone
 
 from django_keyval import exceptions
 from django_keyval.locks import Lock
-from django_keyval.models import KeyVal, KeyValPair
+from django_keyval.models import KeyVal, KeyValLock, KeyValPair
+from django_keyval.rows import split_version
 from tests.helpers import forced_operations
 
 from .test_store import expire
@@ -41,6 +42,12 @@ class AnyOwner:
 ANY_OWNER = AnyOwner()
 
 
+def counted(kv: KeyVal, key: str) -> tuple[Any, int]:
+    """Return a pair's value and its write counter: the version without the row's id."""
+    value, version = kv.get_versioned(key)
+    return value, split_version(version)[1]
+
+
 def stored(store: str, key: str) -> tuple[Any, ...] | None:
     """Return a row's value columns, version and expiry as the table holds them."""
     row: tuple[Any, ...] | None = (
@@ -58,46 +65,51 @@ class VersionTests(TestCase):
     def version(self, key: str) -> int:
         return self.kv.get_versioned(key)[1]
 
-    def test_a_new_pair_is_version_1_and_each_write_adds_one(self) -> None:
+    def test_a_new_pair_counts_1_and_each_write_adds_one(self) -> None:
         self.kv.set("k", "a")
-        self.assertEqual(self.kv.get_versioned("k"), ("a", 1))
+        self.assertEqual(counted(self.kv, "k"), ("a", 1))
+        first = self.version("k")
         self.kv.set("k", "b")
-        self.assertEqual(self.kv.get_versioned("k"), ("b", 2))
+        self.assertEqual(self.kv.get_versioned("k"), ("b", first + 1))
         self.kv.set_many({"k": [1, 2]})
-        self.assertEqual(self.kv.get_versioned("k"), ([1, 2], 3))
+        self.assertEqual(self.kv.get_versioned("k"), ([1, 2], first + 2))
         self.kv.incr("n")
         self.kv.incr("n")
-        self.assertEqual(self.kv.get_versioned("n"), (2, 2))
+        self.assertEqual(counted(self.kv, "n"), (2, 2))
+        # The row's id is part of the version: another key, another range.
+        self.assertNotEqual(split_version(self.version("n"))[0], split_version(first)[0])
 
     def test_touch_changes_the_expiry_and_so_the_version(self) -> None:
         self.kv.set("k", "a")
+        first = self.version("k")
         self.assertTrue(self.kv.touch("k", 60))
-        self.assertEqual(self.version("k"), 2)
+        self.assertEqual(self.version("k"), first + 1)
 
     def test_a_failed_add_leaves_the_version_alone(self) -> None:
         self.kv.set("k", "a")
         self.assertFalse(self.kv.add("k", "b"))
         self.assertFalse(self.kv.add("k", "c", timeout=60))
-        self.assertEqual(self.kv.get_versioned("k"), ("a", 1))
+        self.assertEqual(counted(self.kv, "k"), ("a", 1))
         self.kv.set("k", "d")
         self.assertFalse(self.kv.add("k", "e"))
-        self.assertEqual(self.kv.get_versioned("k"), ("d", 2))
+        self.assertEqual(counted(self.kv, "k"), ("d", 2))
         self.assertEqual(stored("tests.versions", "k")[4], None)  # type: ignore[index]
 
-    def test_an_add_that_wins_reports_it_and_starts_at_version_1(self) -> None:
+    def test_an_add_that_wins_reports_it_and_goes_on_counting(self) -> None:
         self.assertTrue(self.kv.add("k", "a"))
-        self.assertEqual(self.kv.get_versioned("k"), ("a", 1))
+        self.assertEqual(counted(self.kv, "k"), ("a", 1))
         self.kv.set("old", "x", timeout=60)
         self.kv.set("old", "y", timeout=60)
         expire("tests.versions", "old")
         self.assertTrue(self.kv.add("old", "new"))
-        self.assertEqual(self.kv.get_versioned("old"), ("new", 1))
+        # Over the expired row, a new pair, whose version still goes up.
+        self.assertEqual(counted(self.kv, "old"), ("new", 3))
 
     def test_a_failed_incr_leaves_the_version_alone(self) -> None:
         self.kv.set("k", "text")
         with self.assertRaises(exceptions.NotAnIntegerError):
             self.kv.incr("k")
-        self.assertEqual(self.kv.get_versioned("k"), ("text", 1))
+        self.assertEqual(counted(self.kv, "k"), ("text", 1))
 
     def test_missing_and_expired_keys(self) -> None:
         with self.assertRaises(exceptions.KeyNotFoundError):
@@ -115,7 +127,8 @@ class VersionTests(TestCase):
         expire("tests.versions", "gone")
         with self.assertNumQueries(1):
             found = self.kv.get_many_versioned(["b", "a", "missing", "gone", "a"])
-        self.assertEqual(found, {"a": (1, 1), "b": ("three", 2)})
+        self.assertEqual(found, {"a": (1, self.version("a")), "b": ("three", self.version("b"))})
+        self.assertEqual(split_version(found["b"][1])[1], 2)
         self.assertEqual(list(found), ["a", "b"])
         self.assertEqual(self.kv.get_many_versioned([]), {})
         with self.assertRaises(exceptions.ArgumentTypeError):
@@ -131,40 +144,44 @@ class CasTests(TestCase):
         value, version = self.kv.get_versioned("k")
         with self.assertNumQueries(1):
             self.assertTrue(self.kv.cas("k", {"n": 2}, version))
-        self.assertEqual(self.kv.get_versioned("k"), ({"n": 2}, 2))
+        self.assertEqual(self.kv.get_versioned("k"), ({"n": 2}, version + 1))
 
     def test_a_stale_version_writes_nothing(self) -> None:
         self.kv.set("k", "a", timeout=60)
         expires = self.kv.expires_at("k")
+        first = self.kv.get_versioned("k")[1]
         self.kv.set("k", "b", timeout=60)
         before = stored("tests.cas", "k")
-        self.assertFalse(self.kv.cas("k", "c", 1))
-        self.assertFalse(self.kv.cas("k", "c", 3))
+        self.assertFalse(self.kv.cas("k", "c", first))
+        self.assertFalse(self.kv.cas("k", "c", first + 2))
+        self.assertFalse(self.kv.cas("k", "c", split_version(first)[1] + 1))  # no row id
         self.assertEqual(stored("tests.cas", "k"), before)
         self.assertNotEqual(self.kv.expires_at("k"), expires)  # the second set's
 
     def test_cas_on_an_expired_or_missing_pair_returns_false(self) -> None:
         self.kv.set("k", "a", timeout=60)
+        version = self.kv.get_versioned("k")[1]
         expire("tests.cas", "k")
-        self.assertFalse(self.kv.cas("k", "b", 1))
+        self.assertFalse(self.kv.cas("k", "b", version))
         self.assertEqual(stored("tests.cas", "k")[3], 1)  # type: ignore[index]
-        self.assertFalse(self.kv.cas("missing", "b", 1))
+        self.assertFalse(self.kv.cas("missing", "b", version))
         self.assertFalse(KeyValPair.objects.filter(key="missing").exists())
 
     def test_version_0_means_only_if_missing(self) -> None:
         self.assertTrue(self.kv.cas("k", "a", 0))
         self.assertFalse(self.kv.cas("k", "b", 0))
-        self.assertEqual(self.kv.get_versioned("k"), ("a", 1))
+        self.assertEqual(counted(self.kv, "k"), ("a", 1))
         self.kv.set("old", "x", timeout=60)
         expire("tests.cas", "old")
         self.assertTrue(self.kv.cas("old", "y", 0))
-        self.assertEqual(self.kv.get_versioned("old"), ("y", 1))
+        self.assertEqual(counted(self.kv, "old"), ("y", 2))
 
     def test_timeout_is_the_new_timeout_as_for_set(self) -> None:
         self.kv.set("k", 1, timeout=60)
-        self.assertTrue(self.kv.cas("k", 2, 1))
+        version = self.kv.get_versioned("k")[1]
+        self.assertTrue(self.kv.cas("k", 2, version))
         self.assertIsNone(self.kv.expires_at("k"))
-        self.assertTrue(self.kv.cas("k", 3, 2, timeout=datetime.timedelta(hours=1)))
+        self.assertTrue(self.kv.cas("k", 3, version + 1, timeout=datetime.timedelta(hours=1)))
         expires = self.kv.expires_at("k")
         assert expires is not None
         self.assertAlmostEqual((expires - timezone.now()).total_seconds(), 3600, delta=60)
@@ -174,8 +191,9 @@ class CasTests(TestCase):
         for number, value in enumerate([7, "text", large, None, (1, "two")]):
             key = f"k{number}"
             self.kv.set(key, "first")
-            self.assertTrue(self.kv.cas(key, value, 1))
-            self.assertEqual(self.kv.get_versioned(key), (value, 2))
+            version = self.kv.get_versioned(key)[1]
+            self.assertTrue(self.kv.cas(key, value, version))
+            self.assertEqual(self.kv.get_versioned(key), (value, version + 1))
 
     def test_bad_versions_write_nothing(self) -> None:
         self.kv.set("k", "a")
@@ -185,22 +203,23 @@ class CasTests(TestCase):
             (True, exceptions.ArgumentTypeError),
             (None, exceptions.ArgumentTypeError),
             (-1, exceptions.InvalidArgumentError),
-            (2**63, exceptions.InvalidArgumentError),
+            (2**126, exceptions.InvalidArgumentError),
         ]:
             with self.subTest(version=version), self.assertRaises(error) as caught:
                 self.kv.cas("k", "b", version)  # type: ignore[arg-type]
             self.assertIn("version", str(caught.exception))
         with self.assertRaises(ValueError):
             self.kv.cas("k", "b", -1)
-        self.assertEqual(self.kv.get_versioned("k"), ("a", 1))
+        self.assertEqual(counted(self.kv, "k"), ("a", 1))
 
     def test_a_value_that_cannot_be_stored_writes_nothing(self) -> None:
         self.kv.set("k", "a")
+        version = self.kv.get_versioned("k")[1]
         with self.assertRaises(exceptions.SerializationError):
-            self.kv.cas("k", lambda: None, 1)
+            self.kv.cas("k", lambda: None, version)
         with self.assertRaises(exceptions.InvalidTimeoutError):
-            self.kv.cas("k", "b", 1, timeout=-1)
-        self.assertEqual(self.kv.get_versioned("k"), ("a", 1))
+            self.kv.cas("k", "b", version, timeout=-1)
+        self.assertEqual(self.kv.get_versioned("k"), ("a", version))
 
 
 class UpdateTests(TestCase):
@@ -210,7 +229,7 @@ class UpdateTests(TestCase):
     def test_update_applies_the_function_and_returns_the_result(self) -> None:
         self.kv.set("items", [1])
         self.assertEqual(self.kv.update("items", lambda items: [*items, 2]), [1, 2])
-        self.assertEqual(self.kv.get_versioned("items"), ([1, 2], 2))
+        self.assertEqual(counted(self.kv, "items"), ([1, 2], 2))
 
     def test_without_contention_it_costs_two_queries(self) -> None:
         self.kv.set("n", 1)
@@ -219,7 +238,7 @@ class UpdateTests(TestCase):
 
     def test_a_missing_key_uses_the_default_or_raises(self) -> None:
         self.assertEqual(self.kv.update("new", lambda items: [*items, "x"], default=[]), ["x"])
-        self.assertEqual(self.kv.get_versioned("new"), (["x"], 1))
+        self.assertEqual(counted(self.kv, "new"), (["x"], 1))
         with self.assertRaises(exceptions.KeyNotFoundError):
             self.kv.update("missing", lambda value: value)
         self.assertEqual(self.kv.update("none", lambda value: value, default=None), None)
@@ -291,7 +310,7 @@ class UpdateTests(TestCase):
 
         self.assertEqual(self.kv.update("k", meddle_once), 11)
         self.assertEqual(calls, [0, 10])
-        self.assertEqual(self.kv.get_versioned("k"), (11, 3))
+        self.assertEqual(counted(self.kv, "k"), (11, 3))
 
     def test_bad_input_writes_nothing(self) -> None:
         self.kv.set("k", 1)
@@ -308,7 +327,7 @@ class UpdateTests(TestCase):
                 self.kv.update("k", **arguments)
         with self.assertRaises(exceptions.InvalidKeyError):
             self.kv.update("x" * 501, abs)
-        self.assertEqual(self.kv.get_versioned("k"), (1, 1))
+        self.assertEqual(counted(self.kv, "k"), (1, 1))
 
 
 class LockTests(TestCase):
@@ -414,8 +433,8 @@ class LockTests(TestCase):
         lock.extend(30)
         time.sleep(0.3)
         self.assertTrue(lock.owned())
-        # While the lock is held, its pair's version is the holder's token.
-        self.assertEqual(self.kv.get_versioned("job"), (ANY_OWNER, lock.token))
+        # Extending keeps the token: it is the acquisition's.
+        self.assertEqual(KeyValLock.objects.get(store="tests.locks", name="job").token, lock.token)
         self.assertFalse(self.kv.lock("job", timeout=1).acquire(blocking=False))
         lock.extend(datetime.timedelta(seconds=0.05))
         time.sleep(0.1)
@@ -449,30 +468,28 @@ class LockTests(TestCase):
         self.assertTrue(KeyVal("tests.locks2").lock("a", timeout=30).acquire(blocking=False))
         self.assertEqual(a.token, 1)
 
-    def test_flushing_the_store_frees_its_locks_and_starts_tokens_again(self) -> None:
+    def test_each_acquisition_raises_the_token_by_one(self) -> None:
         lock = self.kv.lock("job", timeout=30)
         lock.acquire()
-        lock.release()  # a change of value: the version goes up too
+        lock.release()  # releasing keeps the token for the next acquisition to raise
         lock.acquire()
-        self.assertEqual(lock.token, 3)
-        self.kv.flush()
+        self.assertEqual(lock.token, 2)
+        self.kv.flush()  # the pairs go; the lock stays held
         again = self.kv.lock("job", timeout=30)
+        self.assertFalse(again.acquire(blocking=False))
+        lock.release()
         self.assertTrue(again.acquire(blocking=False))
-        self.assertEqual(again.token, 1)
-        with self.assertRaises(exceptions.LockNotOwnedError):
-            lock.release()
+        self.assertEqual(again.token, 3)
 
-    def test_a_live_pair_of_the_same_name_is_never_taken_over(self) -> None:
+    def test_a_pair_of_the_same_name_is_another_thing(self) -> None:
         self.kv.set("settings", {"a": 1})
-        self.assertFalse(self.kv.lock("settings", timeout=30).acquire(blocking=False))
-        self.assertEqual(self.kv.get("settings"), {"a": 1})
-        self.kv.set("old", "x", timeout=60)
-        self.kv.set("old", "y", timeout=60)
-        expire("tests.locks", "old")
-        lock = self.kv.lock("old", timeout=30)
+        lock = self.kv.lock("settings", timeout=30)
         self.assertTrue(lock.acquire(blocking=False))
-        self.assertEqual(lock.token, 3)  # the expired pair's version, plus one
-        self.assertIsNone(self.kv.expires_at("old"))
+        self.assertEqual(self.kv.get("settings"), {"a": 1})
+        self.assertEqual(self.kv.get_versioned("settings")[0], {"a": 1})
+        self.kv.set("settings", "changed")
+        self.assertTrue(lock.owned())
+        lock.release()
 
     def test_bad_input_is_refused_before_any_query(self) -> None:
         cases: list[tuple[dict[str, Any], type[Exception]]] = [
@@ -495,17 +512,18 @@ class LockTests(TestCase):
         with self.assertRaises(exceptions.InvalidTimeoutError):
             lock.extend(0)
         self.assertTrue(lock.owned())
-        self.assertEqual(KeyValPair.objects.filter(store="tests.locks").count(), 1)
+        self.assertEqual(KeyValLock.objects.filter(store="tests.locks").count(), 1)
 
 
 class AsyncCoordinationTests(TestCase):
     async def test_async_twins(self) -> None:
         kv = KeyVal("tests.async_coordination")
         await kv.aset("k", [1])
-        self.assertEqual(await kv.aget_versioned("k"), ([1], 1))
-        self.assertEqual(await kv.aget_many_versioned(["k", "x"]), {"k": ([1], 1)})
-        self.assertTrue(await kv.acas("k", [1, 2], 1))
-        self.assertFalse(await kv.acas("k", [0], 1))
+        value, version = await kv.aget_versioned("k")
+        self.assertEqual((value, split_version(version)[1]), ([1], 1))
+        self.assertEqual(await kv.aget_many_versioned(["k", "x"]), {"k": ([1], version)})
+        self.assertTrue(await kv.acas("k", [1, 2], version))
+        self.assertFalse(await kv.acas("k", [0], version))
         self.assertEqual(await kv.aupdate("k", lambda items: [*items, 3]), [1, 2, 3])
         self.assertEqual(await kv.aupdate("n", lambda n: n + 1, default=0, timeout=60), 1)
         lock = kv.lock("job", timeout=30)
@@ -567,7 +585,7 @@ class ProcessTests(TransactionTestCase):
             # Each process's items are in the order it appended them.
             mine = [item for item in items if item.startswith(f"{index}-")]
             self.assertEqual(mine, [f"{index}-{n}" for n in range(100)])
-        self.assertEqual(version, 800)  # one write per update, no more
+        self.assertEqual(split_version(version)[1], 800)  # one write per update, no more
         self.assertGreaterEqual(sum(calls), 800)
 
     def test_a_lock_serializes_8_processes_incrementing_a_file(self) -> None:

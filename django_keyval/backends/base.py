@@ -25,8 +25,10 @@ from ..rows import (
     ValueRow,
     VersionedRow,
     VersionedValue,
+    public_version,
+    split_version,
 )
-from ..serializers import INTEGER_FORMAT, STR_FORMAT
+from ..serializers import INTEGER_FORMAT
 
 _T = TypeVar("_T")
 
@@ -35,10 +37,10 @@ MAX_STATEMENT_VALUE_BYTES = 4 * 1024 * 1024
 
 
 #: Placeholders of one row in a multi-row upsert's ``VALUES``: one for each
-#: field of :class:`StoredRow`, then ``version``, which starts at 1.
-ROW_MARKS = "(" + ", ".join(["%s"] * len(StoredRow._fields)) + ", 1)"
+#: field of :class:`StoredRow`, then ``version`` and ``first_version``, which start at 1.
+ROW_MARKS = "(" + ", ".join(["%s"] * len(StoredRow._fields)) + ", 1, 1)"
 #: The same with named placeholders, for statements that take one row as a mapping.
-NAMED_ROW_MARKS = "(" + ", ".join(f"%({field})s" for field in StoredRow._fields) + ", 1)"
+NAMED_ROW_MARKS = "(" + ", ".join(f"%({field})s" for field in StoredRow._fields) + ", 1, 1)"
 
 
 def row_params(row: StoredRow, **extra: Any) -> dict[str, Any]:
@@ -63,6 +65,15 @@ class BaseOperations:
             field.name: quote(str(field.column)) for field in KeyValPair._meta.concrete_fields
         }
         self.table = table = quote(KeyValPair._meta.db_table)
+        KeyValLock = apps.get_model("django_keyval", "KeyValLock")  # noqa: N806
+        lock_fields = {
+            field.name: quote(str(field.column)) for field in KeyValLock._meta.concrete_fields
+        }
+        #: The table of locks and its columns.
+        self.lock_table = quote(KeyValLock._meta.db_table)
+        self.lock_store, self.lock_name = lock_fields["store"], lock_fields["name"]
+        self.lock_owner, self.lock_lease_end = lock_fields["owner"], lock_fields["lease_end"]
+        self.lock_token, self.lock_updated = lock_fields["token"], lock_fields["updated_at"]
         #: The (store, key) unique index, which key-ordered pages walk.
         self.key_index = quote(
             next(
@@ -80,11 +91,13 @@ class BaseOperations:
         self.integer = integer = fields["integer_value"]
         self.format = fmt = fields["serializer"]
         self.version = fields["version"]
+        self.first_version = fields["first_version"]
         self.expires = expires = fields["expires_at"]
         self.updated = fields["updated_at"]
-        #: The columns of :class:`StoredRow`, then ``version``.
+        #: The columns of :class:`StoredRow`, then ``version`` and ``first_version``.
         self.columns = ", ".join(
             [store, key, value, integer, fmt, expires, self.updated, self.version]
+            + [self.first_version]
         )
         live = f"({expires} IS NULL OR {expires} > %s)"
         self.live = live
@@ -192,28 +205,37 @@ class BaseOperations:
             f"{column} = excluded.{column}"
             for column in (self.value, self.integer, self.format, self.expires, self.updated)
         )
-        # A pair counts as new when no row existed or the row had expired: then
-        # version restarts at 1, which RETURNING reports in the same statement.
+        # Every write adds one to the version, whatever the row held before, so
+        # that a version never comes back. A pair counts as new when no row
+        # existed or the row had expired: then its first version is the one
+        # this write gives it, which RETURNING reports in the same statement.
+        version, first = self.version, self.first_version
+        next_version = f"{t}.{version} + 1"
         self.sql_set = (
-            f"{conflict} DO UPDATE SET {self.version} = CASE WHEN {expired} THEN 1 "
-            f"ELSE {t}.{self.version} + 1 END, {replace} RETURNING {self.version}"
+            f"{conflict} DO UPDATE SET {version} = {next_version}, {first} = CASE WHEN "
+            f"{expired} THEN {next_version} ELSE {t}.{first} END, {replace} "
+            f"RETURNING {version}, {first}"
         )
-        self.sql_add = f"{conflict} DO UPDATE SET {self.version} = 1, {replace} WHERE {expired}"
+        self.sql_add = (
+            f"{conflict} DO UPDATE SET {version} = {next_version}, {first} = {next_version}, "
+            f"{replace} WHERE {expired}"
+        )
         self.sql_set_many_prefix = f"INSERT INTO {t} ({self.columns}) VALUES "
         # Positional, after the rows' own placeholders.
         self.sql_set_many_suffix = (
-            f" ON CONFLICT ({s}, {k}) DO UPDATE SET {self.version} = CASE WHEN "
-            f"({t}.{self.expires} IS NOT NULL AND {t}.{self.expires} <= %s) "
-            f"THEN 1 ELSE {t}.{self.version} + 1 END, {replace}"
+            f" ON CONFLICT ({s}, {k}) DO UPDATE SET {version} = {next_version}, "
+            f"{first} = CASE WHEN ({t}.{self.expires} IS NOT NULL AND {t}.{self.expires} <= %s) "
+            f"THEN {next_version} ELSE {t}.{first} END, {replace}"
         )
         i = f"{t}.{self.integer}"
         self.sql_incr = (
             f"INSERT INTO {t} ({self.columns}) VALUES "
-            f"(%(store)s, %(key)s, NULL, %(delta)s, {int_format}, NULL, %(now)s, 1) "
+            f"(%(store)s, %(key)s, NULL, %(delta)s, {int_format}, NULL, %(now)s, 1, 1) "
             f"ON CONFLICT ({s}, {k}) DO UPDATE SET "
             f"{self.integer} = CASE WHEN {expired} THEN excluded.{self.integer} "
             f"ELSE {i} + excluded.{self.integer} END, "
-            f"{self.version} = CASE WHEN {expired} THEN 1 ELSE {t}.{self.version} + 1 END, "
+            f"{version} = {next_version}, "
+            f"{first} = CASE WHEN {expired} THEN {next_version} ELSE {t}.{first} END, "
             f"{self.expires} = CASE WHEN {expired} THEN NULL ELSE {t}.{self.expires} END, "
             f"{self.value} = NULL, {self.format} = excluded.{self.format}, "
             f"{self.updated} = excluded.{self.updated} "
@@ -292,7 +314,8 @@ class BaseOperations:
         """Insert or overwrite a pair; return whether it was new (or had expired)."""
         with connection.cursor() as cursor:
             self.execute(cursor, self.sql_set, row_params(row, now=row.updated_at))
-            return bool(cursor.fetchone()[0] == 1)
+            version, first_version = cursor.fetchone()
+            return bool(version == first_version)
 
     def add(self, connection: BaseDatabaseWrapper, row: StoredRow) -> bool:
         """Insert a pair unless a live one exists; return whether it was stored."""
@@ -657,7 +680,15 @@ class BaseOperations:
     # These statements name their parameters: ``store``, ``key``, the written
     # row's ``value``, ``integer``, ``serializer``, ``expires_at`` and
     # ``updated_at``, and ``now`` (the adapted current time, to tell expired
-    # rows). Lock rows are described in :mod:`django_keyval.locks`.
+    # rows). A version as callers see it is the row's id and its write
+    # counter together (see :func:`~django_keyval.rows.public_version`).
+    #
+    # Locks live in a table of their own, which nothing that deletes or
+    # rewrites pairs touches: a lock's row holds its holder's ``owner``
+    # token (empty when free), the end of its lease in microseconds since
+    # the epoch (``lease_end``, compared with ``now_us``) and its fencing
+    # ``token``, which each acquisition raises by one. Its row is never
+    # deleted, so the token only ever goes up.
 
     def build_coordination_statements(self) -> None:
         """Build the versioned reads, ``cas`` and the lock statements."""
@@ -665,90 +696,91 @@ class BaseOperations:
         named_key = f"{self.store} = %(store)s AND {self.key} = %(key)s"
         live = f"({self.expires} IS NULL OR {self.expires} > %(now)s)"
         self.sql_get_versioned = (
-            f"SELECT {self.value}, {self.integer}, {fmt}, {version} FROM {t} "
+            f"SELECT {self.value}, {self.integer}, {fmt}, {self.id}, {version} FROM {t} "
             f"WHERE {named_key} AND {live}"
         )
         # No read first: the version test and the write are one statement,
-        # so a writer that got in between makes the WHERE clause fail.
+        # so a writer that got in between makes the WHERE clause fail. The
+        # id tells this life of the key from an earlier one.
         write = (
             f"{self.value} = %(value)s, {self.integer} = %(integer)s, {fmt} = %(serializer)s, "
             f"{self.updated} = %(updated_at)s, {version} = {version} + 1"
         )
-        where_version = f"WHERE {named_key} AND {version} = %(version)s AND {live}"
+        where_version = (
+            f"WHERE {named_key} AND {self.id} = %(row_id)s AND {version} = %(version)s AND {live}"
+        )
         self.sql_cas = f"UPDATE {t} SET {write}, {self.expires} = %(expires_at)s {where_version}"
         self.sql_cas_keep_expiry = f"UPDATE {t} SET {write} {where_version}"
-        self.lock_format = f"'{STR_FORMAT}'"
-        # A lock is held while its row is a lock row (a str whose integer
-        # column holds the end of the lease) whose lease has not ended.
-        held = f"{fmt} = {self.lock_format} AND {self.integer} > %(now_us)s AND {live}"
-        self.sql_lock_holder = f"SELECT {self.value} FROM {t} WHERE {named_key} AND {held}"
-        owned = f"WHERE {named_key} AND {self.value} = %(owner)s AND {held}"
-        self.sql_release_lock = (
-            f"UPDATE {t} SET {self.value} = %(free)s, {self.integer} = 0, "
-            f"{self.updated} = %(now)s, {version} = {version} + 1 {owned}"
+        self.build_lock_statements()
+
+    def build_lock_statements(self) -> None:
+        """Build the statements on the table of locks."""
+        lock_table = self.lock_table
+        self.lock_columns = ", ".join(
+            [self.lock_store, self.lock_name, self.lock_owner, self.lock_lease_end]
+            + [self.lock_token, self.lock_updated]
         )
-        # The lease is lock state, not the pair's value or expiry: the version
-        # stays, so while the lock is held it is the holder's token.
+        #: The ``VALUES`` row of a lock taken for the first time: token 1.
+        self.lock_row_marks = "(%(store)s, %(key)s, %(owner)s, %(lease_end)s, 1, %(now)s)"
+        lock_key = f"{self.lock_store} = %(store)s AND {self.lock_name} = %(key)s"
+        held = f"{self.lock_lease_end} > %(now_us)s"
+        self.sql_lock_holder = (
+            f"SELECT {self.lock_owner} FROM {lock_table} WHERE {lock_key} AND {held}"
+        )
+        owned = f"WHERE {lock_key} AND {self.lock_owner} = %(owner)s AND {held}"
+        # Releasing ends the lease; the token stays for the next acquisition to raise.
+        self.sql_release_lock = (
+            f"UPDATE {lock_table} SET {self.lock_owner} = '', {self.lock_lease_end} = 0, "
+            f"{self.lock_updated} = %(now)s {owned}"
+        )
         self.sql_extend_lock = (
-            f"UPDATE {t} SET {self.integer} = %(lease_end)s, {self.updated} = %(now)s {owned}"
+            f"UPDATE {lock_table} SET {self.lock_lease_end} = %(lease_end)s, "
+            f"{self.lock_updated} = %(now)s {owned}"
         )
         # The steps of acquire_lock_in_steps.
         self.sql_take_lock = (
-            f"UPDATE {t} SET {self.value} = %(owner)s, {self.integer} = %(lease_end)s, "
-            f"{fmt} = {self.lock_format}, {self.expires} = NULL, {self.updated} = %(now)s, "
-            f"{version} = {version} + 1 WHERE {named_key} AND {self.lock_free()}"
+            f"UPDATE {lock_table} SET {self.lock_owner} = %(owner)s, "
+            f"{self.lock_lease_end} = %(lease_end)s, {self.lock_token} = {self.lock_token} + 1, "
+            f"{self.lock_updated} = %(now)s WHERE {lock_key} AND {self.lock_free()}"
         )
-        self.sql_lock_version = f"SELECT {version} FROM {t} WHERE {named_key}"
+        self.sql_lock_token = f"SELECT {self.lock_token} FROM {lock_table} WHERE {lock_key}"
         self.sql_insert_lock = (
-            f"INSERT INTO {t} ({self.lock_columns()}) VALUES {self.lock_row_marks()}"
+            f"INSERT INTO {lock_table} ({self.lock_columns}) VALUES {self.lock_row_marks}"
         )
         self.build_lock_acquire_statement()
 
     def build_lock_acquire_statement(self) -> None:
         """Build :attr:`sql_acquire_lock` (here with ``INSERT ... ON CONFLICT``)."""
-        t, version = self.table, self.version
+        t = self.lock_table
         self.sql_acquire_lock = (
-            f"INSERT INTO {t} ({self.lock_columns()}) VALUES {self.lock_row_marks()} "
-            f"ON CONFLICT ({self.store}, {self.key}) DO UPDATE SET "
-            f"{self.value} = excluded.{self.value}, {self.integer} = excluded.{self.integer}, "
-            f"{self.format} = excluded.{self.format}, {self.expires} = NULL, "
-            f"{self.updated} = excluded.{self.updated}, {version} = {t}.{version} + 1 "
-            f"WHERE {self.lock_free(t + '.')} RETURNING {version}"
-        )
-
-    def lock_columns(self) -> str:
-        """The columns of :meth:`lock_row_marks`."""
-        return ", ".join(
-            [self.store, self.key, self.value, self.integer, self.format, self.expires]
-            + [self.updated, self.version]
-        )
-
-    def lock_row_marks(self) -> str:
-        """The ``VALUES`` row of a newly acquired lock: version 1, no expiry."""
-        return (
-            f"(%(store)s, %(key)s, %(owner)s, %(lease_end)s, {self.lock_format}, NULL, %(now)s, 1)"
+            f"INSERT INTO {t} ({self.lock_columns}) VALUES {self.lock_row_marks} "
+            f"ON CONFLICT ({self.lock_store}, {self.lock_name}) DO UPDATE SET "
+            f"{self.lock_owner} = excluded.{self.lock_owner}, "
+            f"{self.lock_lease_end} = excluded.{self.lock_lease_end}, "
+            f"{self.lock_token} = {t}.{self.lock_token} + 1, "
+            f"{self.lock_updated} = excluded.{self.lock_updated} "
+            f"WHERE {self.lock_free(t + '.')} RETURNING {self.lock_token}"
         )
 
     def lock_free(self, prefix: str = "") -> str:
-        """The condition under which an existing row may be taken as a lock.
+        """The condition under which a lock may be taken: its lease has ended (or it was released).
 
-        A lock row whose lease has ended, or any expired row. A live pair that
-        is not a lock row is never taken over. ``prefix`` qualifies the columns.
+        ``prefix`` qualifies the column.
         """
-        fmt, integer, expires = (prefix + c for c in (self.format, self.integer, self.expires))
-        return (
-            f"(({fmt} = {self.lock_format} AND {integer} <= %(now_us)s) "
-            f"OR ({expires} IS NOT NULL AND {expires} <= %(now)s))"
-        )
+        return f"{prefix}{self.lock_lease_end} <= %(now_us)s"
 
     def get_versioned(
         self, connection: BaseDatabaseWrapper, store: str, key: str, now: Any
     ) -> VersionedValue | None:
-        """Return the value and version of a pair live at ``now``, or ``None``."""
+        """Return the value and version of a live pair, or ``None``."""
+        params = {"store": store, "key": key, "now": now}
         with connection.cursor() as cursor:
-            self.execute(cursor, self.sql_get_versioned, {"store": store, "key": key, "now": now})
+            self.execute(cursor, self.sql_get_versioned, params)
             row = cursor.fetchone()
-        return None if row is None else VersionedValue._make(row)
+        if row is None:
+            return None
+        value, integer, serializer, row_id, counter = row
+        return VersionedValue(value, integer, serializer, public_version(row_id, counter))
 
     def get_many_versioned(
         self, connection: BaseDatabaseWrapper, store: str, keys: Sequence[str], now: Any
@@ -757,9 +789,19 @@ class BaseOperations:
 
         (One statement per 1000 keys.)
         """
-        columns = f"{self.key}, {self.value}, {self.integer}, {self.format}, {self.version}"
+        columns = (
+            f"{self.key}, {self.value}, {self.integer}, {self.format}, {self.id}, {self.version}"
+        )
         rows = self.select_keys(connection, store, keys, columns, f"AND {self.live}", now)
-        return [VersionedRow._make(row) for row in rows]
+        return [
+            VersionedRow(key, value, integer, fmt, public_version(row_id, counter))
+            for key, value, integer, fmt, row_id, counter in rows
+        ]
+
+    def cas_params(self, row: StoredRow, version: int) -> dict[str, Any]:
+        """Parameters of ``cas``: the row's, and the row id and counter ``version`` stands for."""
+        row_id, counter = split_version(version)
+        return row_params(row, now=row.updated_at, row_id=row_id, version=counter)
 
     def cas(
         self, connection: BaseDatabaseWrapper, row: StoredRow, version: int, keep_expiry: bool
@@ -768,14 +810,13 @@ class BaseOperations:
 
         With ``keep_expiry`` the pair keeps its expiry, else it gets ``row.expires_at``.
         """
-        params = row_params(row, now=row.updated_at, version=version)
         sql = self.sql_cas_keep_expiry if keep_expiry else self.sql_cas
         with connection.cursor() as cursor:
-            self.execute(cursor, sql, params)
+            self.execute(cursor, sql, self.cas_params(row, version))
             return bool(cursor.rowcount == 1)
 
     def acquire_lock(self, connection: BaseDatabaseWrapper, params: dict[str, Any]) -> int | None:
-        """Take the lock row for ``params["owner"]`` if it is free; return its new version.
+        """Take the lock for ``params["owner"]`` if it is free; return its new fencing token.
 
         ``None`` when another owner holds the lease (nothing is changed then).
         """
@@ -789,10 +830,10 @@ class BaseOperations:
     ) -> int | None:
         """:meth:`acquire_lock` without an upsert or ``RETURNING``, for any database.
 
-        In one transaction: take the row with an ``UPDATE`` if it is free,
-        then read the version this transaction wrote (the row stays locked
+        In one transaction: take the lock with an ``UPDATE`` if it is free,
+        then read the token this transaction wrote (the row stays locked
         until the commit, so no other acquisition can come between); with
-        no row to take, ``INSERT`` one at version 1, and if a concurrent
+        no row to take, ``INSERT`` one with token 1, and if a concurrent
         acquirer inserted it first, give up.
         """
 
@@ -800,7 +841,7 @@ class BaseOperations:
             with connection.cursor() as cursor:
                 self.execute(cursor, self.sql_take_lock, params)
                 if cursor.rowcount == 1:
-                    self.execute(cursor, self.sql_lock_version, params)
+                    self.execute(cursor, self.sql_lock_token, params)
                     return int(cursor.fetchone()[0])
                 try:
                     with transaction.atomic(using=connection.alias):
@@ -812,7 +853,7 @@ class BaseOperations:
         return self.in_transaction(connection, attempt)
 
     def release_lock(self, connection: BaseDatabaseWrapper, params: dict[str, Any]) -> bool:
-        """Free the lock row if ``params["owner"]`` holds its lease; return whether it did."""
+        """Free the lock if ``params["owner"]`` holds its lease; return whether it did."""
         with connection.cursor() as cursor:
             self.execute(cursor, self.sql_release_lock, params)
             return bool(cursor.rowcount == 1)
@@ -823,9 +864,9 @@ class BaseOperations:
             self.execute(cursor, self.sql_extend_lock, params)
             return bool(cursor.rowcount == 1)
 
-    def lock_holder(self, connection: BaseDatabaseWrapper, params: dict[str, Any]) -> Any:
-        """Return the owner (bytes) holding the lock's lease, or ``None`` if it is free."""
+    def lock_holder(self, connection: BaseDatabaseWrapper, params: dict[str, Any]) -> str | None:
+        """Return the owner token holding the lock's lease, or ``None`` if it is free."""
         with connection.cursor() as cursor:
             self.execute(cursor, self.sql_lock_holder, params)
             row = cursor.fetchone()
-        return None if row is None else bytes(row[0])
+        return None if row is None else str(row[0])

@@ -121,10 +121,14 @@ class MySQLOperations(BaseOperations):
         # Assigned last: the conditions before test the old expiry.
         written = (self.value, self.integer, self.format, self.updated, expires)
         replace = ", ".join(f"{column} = {self.new(column)}" for column in written)
-        # The new version goes back through LAST_INSERT_ID: 1 when the row had
-        # expired (the pair is new), more when a live pair was overwritten.
+        # Every write adds one to the version (first_version is assigned before
+        # it, so it sees the old one). Whether the row had expired (the pair
+        # is new) goes back through LAST_INSERT_ID: 1 if so, else 0.
+        first = self.first_version
         self.sql_set = (
-            f"{insert} {version} = LAST_INSERT_ID(IF({expired}, 1, {version} + 1)), {replace}"
+            f"{insert} {self.hand_back(f'IF({expired}, 1, 0)')}, "
+            f"{first} = IF({expired}, {version} + 1, {first}), {version} = {version} + 1, "
+            f"{replace}"
         )
         # A live row is left exactly as it was, version included; the update
         # then sets LAST_INSERT_ID to 0, which tells it from an insert (both
@@ -134,15 +138,16 @@ class MySQLOperations(BaseOperations):
         )
         self.sql_add = (
             f"{insert} {self.hand_back('0')}, "
-            f"{version} = IF({expired}, 1, {version}), {keep_unless_expired}"
+            f"{first} = IF({expired}, {version} + 1, {first}), "
+            f"{version} = IF({expired}, {version} + 1, {version}), {keep_unless_expired}"
         )
         self.sql_set_base64 = self.sql_set.replace(NAMED_ROW_MARKS, NAMED_BASE64_ROW_MARKS, 1)
         self.sql_add_base64 = self.sql_add.replace(NAMED_ROW_MARKS, NAMED_BASE64_ROW_MARKS, 1)
         self.sql_set_many_prefix = f"INSERT INTO {t} ({self.columns}) VALUES "
         # Positional, after the rows' own placeholders.
         self.sql_set_many_suffix = (
-            f"{update} {version} = IF(({expires} IS NOT NULL AND {expires} <= %s), 1, "
-            f"{version} + 1), {replace}"
+            f"{update} {first} = IF(({expires} IS NOT NULL AND {expires} <= %s), "
+            f"{version} + 1, {first}), {version} = {version} + 1, {replace}"
         )
         int_format = f"'{INTEGER_FORMAT}'"
         is_int = f"{self.format} = {int_format}"
@@ -154,10 +159,11 @@ class MySQLOperations(BaseOperations):
         result = f"IF({expired}, {delta}, IF({is_int}, {integer} + {delta}, NULL))"
         self.sql_incr = (
             f"INSERT INTO {t} ({self.columns}) VALUES "
-            f"(%(store)s, %(key)s, NULL, %(delta)s, {int_format}, NULL, %(now)s, 1){update} "
+            f"(%(store)s, %(key)s, NULL, %(delta)s, {int_format}, NULL, %(now)s, 1, 1){update} "
             f"{self.hand_back(f'COALESCE({result}, 0)')}, "
             f"{integer} = IF({expired}, {delta}, IF({is_int}, {integer} + {delta}, {integer})), "
-            f"{version} = IF({expired}, 1, IF({is_int}, {version} + 1, {version})), "
+            f"{first} = IF({expired}, {version} + 1, {first}), "
+            f"{version} = IF({expired} OR {is_int}, {version} + 1, {version}), "
             f"{self.updated} = IF({expired} OR {is_int}, {self.new(self.updated)}, "
             f"{self.updated}), "
             f"{self.value} = IF({expired}, NULL, {self.value}), "
@@ -219,11 +225,11 @@ class MySQLOperations(BaseOperations):
     def set(self, connection: BaseDatabaseWrapper, row: StoredRow) -> bool:
         """Insert or overwrite a pair; return whether it was new (or had expired).
 
-        One affected row is an insert; two an update, whose new version is 1
+        One affected row is an insert; two an update, which hands back 1
         exactly when the row it replaced had expired.
         """
-        affected, version = self.upsert(connection, self.sql_set, self.sql_set_base64, row)
-        return affected == 1 or version == 1
+        affected, expired = self.upsert(connection, self.sql_set, self.sql_set_base64, row)
+        return affected == 1 or expired == 1
 
     def add(self, connection: BaseDatabaseWrapper, row: StoredRow) -> bool:
         """Insert a pair unless a live one exists; return whether it was stored.
@@ -305,34 +311,33 @@ class MySQLOperations(BaseOperations):
     def build_lock_acquire_statement(self) -> None:
         """Build :attr:`sql_acquire_lock` with ``ON DUPLICATE KEY UPDATE``, without ``RETURNING``.
 
-        The owner is a fresh random token, so once ``value`` is assigned (it
-        comes first), ``value = %(owner)s`` says whether the lock was taken:
+        The owner is a fresh random token, so once ``owner`` is assigned (it
+        comes first), ``owner = %(owner)s`` says whether the lock was taken:
         the later assignments test it too, because with left-to-right
         assignment the free-lock condition could change under them. With
-        ``SIMULTANEOUS_ASSIGNMENT`` they see the old value, and the condition
+        ``SIMULTANEOUS_ASSIGNMENT`` they see the old owner, and the condition
         alone decides, as it should.
 
-        The new version goes back through ``LAST_INSERT_ID(expr)``, which
+        The new token goes back through ``LAST_INSERT_ID(expr)``, which
         hands ``expr`` to the client (``cursor.lastrowid``). The affected-row
         count tells the three outcomes apart (Django connects with
-        ``CLIENT.FOUND_ROWS``): 2 for a row taken over (the token is the new
-        version), 1 for a row inserted (token 1) or left alone; the update
-        sets ``LAST_INSERT_ID`` to 0 when it leaves the row, and an insert
-        gives the new row's id, never 0.
+        ``CLIENT.FOUND_ROWS``): 2 for a lock taken over (the token is the new
+        one), 1 for a row inserted (token 1) or left alone; the update sets
+        ``LAST_INSERT_ID`` to 0 when it leaves the row, and an insert gives
+        the new row's id, never 0.
         """
-        t, version, value = self.table, self.version, self.value
-        # (Not VALUES(value): once a column is assigned, VALUES() of it
-        # returns the assigned value, so the owner is passed again.)
-        taken = f"({self.lock_free()} OR {value} = %(owner)s)"
+        owner, token = self.lock_owner, self.lock_token
+        free = self.lock_free()
+        taken = f"({free} OR {owner} = %(owner)s)"
         assignments = [
-            f"{value} = IF({self.lock_free()}, VALUES({value}), {value})",
-            f"{version} = IF({taken}, LAST_INSERT_ID({version} + 1), "
-            f"{version} + LAST_INSERT_ID(0))",
+            f"{owner} = IF({free}, VALUES({owner}), {owner})",
+            f"{token} = IF({taken}, LAST_INSERT_ID({token} + 1), {token} + LAST_INSERT_ID(0))",
         ]
-        for column in (self.updated, self.format, self.integer, self.expires):
+        # The end of the lease is assigned last: the conditions before test the old one.
+        for column in (self.lock_updated, self.lock_lease_end):
             assignments.append(f"{column} = IF({taken}, VALUES({column}), {column})")
         self.sql_acquire_lock = (
-            f"INSERT INTO {t} ({self.lock_columns()}) VALUES {self.lock_row_marks()} "
+            f"INSERT INTO {self.lock_table} ({self.lock_columns}) VALUES {self.lock_row_marks} "
             f"ON DUPLICATE KEY UPDATE {', '.join(assignments)}"
         )
         # A large value goes base64-encoded, as in the upserts.
@@ -356,7 +361,7 @@ class MySQLOperations(BaseOperations):
         if row.value is None or len(row.value) <= BASE64_ABOVE:
             return super().cas(connection, row, version, keep_expiry)
         sql = self.sql_cas_keep_expiry_base64 if keep_expiry else self.sql_cas_base64
-        params = row_params(row, now=row.updated_at, version=version)
+        params = self.cas_params(row, version)
         params["value"] = base64.b64encode(row.value).decode("ascii")
         with connection.cursor() as cursor:
             self.execute(cursor, sql, params)

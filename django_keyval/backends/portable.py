@@ -134,8 +134,12 @@ class PortableOperations(BaseOperations):
         self.sql_overwrite_live = (
             f"UPDATE {t} SET {write}, {version} = {version} + 1 WHERE {key} AND {self.named_live}"
         )
+        # A new life of the key goes on counting: a version never comes back.
+        # (first_version before version: MySQL assigns left to right.)
+        first = self.first_version
         self.sql_replace_expired = (
-            f"UPDATE {t} SET {write}, {version} = 1 WHERE {key} AND {expired}"
+            f"UPDATE {t} SET {write}, {first} = {version} + 1, {version} = {version} + 1 "
+            f"WHERE {key} AND {expired}"
         )
         self.sql_delete = f"DELETE FROM {t} WHERE {key} AND {self.named_live}"
         self.sql_select_integer = f"SELECT {self.integer} FROM {t} WHERE {key}"
