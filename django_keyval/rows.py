@@ -86,7 +86,7 @@ class PageBounds(NamedTuple):
 
 
 class PageRow(NamedTuple):
-    """One row of a key-ordered page (:meth:`BaseOperations.page`).
+    """One row of a key-ordered page (what the operations' ``page`` returns).
 
     A value longer than the page's ``inline_bytes`` is left out (``None``)
     and ``length`` says how long it is, so that it can be fetched apart.

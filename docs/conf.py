@@ -62,6 +62,7 @@ nitpick_ignore_regex = [
     ("py:class", r"(collections\.abc|datetime|typing|types)\..*"),
     ("py:.*", r"django\..*"),
     ("py:class", r"(Any|Iterable|Iterator|AsyncIterator|Mapping|Callable)"),
+    ("py:class", r"BaseDatabaseWrapper"),
     # Django's form field class, as the annotations of the admin's value kinds name it.
     ("py:class", r"Field"),
     ("py:class", r"(int|float|str|bytes|bool|dict|list|tuple|object|None|NoneType|type)"),
