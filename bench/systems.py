@@ -252,7 +252,8 @@ class MinimalSystem(System):
         integer, expires = columns["integer_value"], columns["expires_at"]
         insert = (
             f"INTO {table} ({store_column}, {key}, {value}, {columns['serializer']}, "
-            f"{columns['version']}, {columns['updated_at']}) VALUES (%s, %s, %s, 'pickle', 1, %s)"
+            f"{columns['version']}, {columns['first_version']}, {columns['updated_at']}) "
+            "VALUES (%s, %s, %s, 'pickle', 1, 1, %s)"
         )
         if connection.vendor == "mysql":
             upsert = f"INSERT {insert} ON DUPLICATE KEY UPDATE {value} = VALUES({value})"
